@@ -1,0 +1,197 @@
+"""All measures (MODEL.md section 9), computed per firm from customer state and the ledger.
+
+Each measure is a named column of the per-step metrics table (one row per step and
+firm). Measures are computed from agent state at the end of a step by
+:func:`record`; agents never update totals themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.ledger import ACCOUNTS, VARIABLE_COSTS
+from sim.population import HELD, LOYALTY_TYPES, Population
+from sim.rules import satisfaction_level
+from sim.scenario import Behaviour
+
+SATISFACTION_LEVELS = ("dissatisfied", "generally_satisfied", "fairly_satisfied", "highly_satisfied")
+CHURN_REASONS = ("left_category", "dissatisfied", "price", "rewards", "value")
+STICKINESS = (("high", 0.8), ("medium", 0.6), ("low", 0.0))  # band, lowest yearly repurchase probability
+REPEAT_THRESHOLD = 0.7  # yearly repurchase probability from which a customer is a repeat buyer
+ATTITUDE_THRESHOLD = 7  # likelihood to recommend from which attitude counts as favourable
+EMOTIONAL_THRESHOLD = 0.5  # attachment from which a customer is emotionally loyal
+
+#: Columns of the per-step metrics table, in order, after `step`, `day` and `firm`.
+COLUMNS = (
+    "active", "customers", "prospects", "market_share", "price",
+    "acquisitions", "acquired_prospects", "won_from_rivals",
+    "churned", "lost_to_rivals", *(f"churn_{r}" for r in CHURN_REASONS),
+    "retention_rate", "churn_rate", "retention_rate_annual", "repeat_purchase_rate", "repurchase_probability",
+    "satisfaction_mean", "satisfaction_avg_mean", *(f"share_{lvl}" for lvl in SATISFACTION_LEVELS), "csat",
+    "nps", "share_promoters", "share_passives", "share_detractors", "ces",
+    "expectation_mean", "perceived_value_mean", "trust_mean", "attachment_mean", "switching_cost_mean",
+    *(f"share_{t}" for t in LOYALTY_TYPES), "share_locked_in",
+    "layer_behavioural", "layer_attitudinal", "layer_emotional",
+    "quadrant_true", "quadrant_latent", "quadrant_spurious", "quadrant_none",
+    *(f"stickiness_{band}" for band, _ in STICKINESS),
+    "members", "points_outstanding", "word_of_mouth_positive", "word_of_mouth_negative",
+    *ACCOUNTS, "profit", "cumulative_profit", "npv", "margin_per_customer", "clv", "customer_equity",
+)
+
+
+@dataclass
+class StepFlows:
+    """What happened to each firm's customers during one step (counts per firm)."""
+
+    start_customers: np.ndarray
+    acquired_prospects: np.ndarray
+    won_from_rivals: np.ndarray
+    lost_to_rivals: np.ndarray
+    churn: dict[str, np.ndarray]
+    repeat_buyers: np.ndarray
+    word_of_mouth_positive: np.ndarray
+    word_of_mouth_negative: np.ndarray
+
+    @classmethod
+    def empty(cls, n_firms: int) -> StepFlows:
+        z = lambda: np.zeros(n_firms)  # noqa: E731
+        return cls(z(), z(), z(), z(), {r: z() for r in CHURN_REASONS}, z(), z(), z())
+
+
+class Metrics:
+    """Preallocated (steps + 1, F) arrays, one per column; row t holds the state after step t."""
+
+    def __init__(self, steps: int, n_firms: int):
+        self.table = {name: np.zeros((steps + 1, n_firms)) for name in COLUMNS}
+
+    def record(self, step: int, values: dict[str, np.ndarray]) -> None:
+        for name, value in values.items():
+            self.table[name][step] = value
+
+
+def _by_firm(firm: np.ndarray, n_firms: int, weights: np.ndarray | None = None) -> np.ndarray:
+    return np.bincount(firm, weights=weights, minlength=n_firms).astype(np.float64)
+
+
+def compute(
+    step: int,
+    pop: Population,
+    flows: StepFlows,
+    ledger,
+    offers,
+    behaviour: Behaviour,
+    retention_history: np.ndarray,
+    steps_per_year: float,
+    discount_per_step: float,
+) -> dict[str, np.ndarray]:
+    """Every measure of the metrics table at the end of ``step``."""
+    n_firms = offers.size
+    customers_idx = np.flatnonzero(pop.firm >= 0)
+    firm = pop.firm[customers_idx].astype(np.intp)
+    count = _by_firm(firm, n_firms)
+    safe = np.maximum(count, 1.0)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return _by_firm(firm, n_firms, values.astype(np.float64)) / safe
+
+    def share(mask: np.ndarray) -> np.ndarray:
+        return _by_firm(firm, n_firms, mask.astype(np.float64)) / safe
+
+    out: dict[str, np.ndarray] = {}
+    out["active"] = offers.active.astype(np.float64)
+    out["customers"] = count
+    out["prospects"] = np.full(n_firms, float(pop.size - customers_idx.size))
+    out["market_share"] = count / max(customers_idx.size, 1)
+    out["price"] = offers.price
+
+    # flows, retention and churn
+    out["acquired_prospects"] = flows.acquired_prospects
+    out["won_from_rivals"] = flows.won_from_rivals
+    out["acquisitions"] = flows.acquired_prospects + flows.won_from_rivals
+    churn_total = sum(flows.churn.values()) + flows.lost_to_rivals
+    out["churned"] = churn_total
+    out["lost_to_rivals"] = flows.lost_to_rivals
+    for reason, counts in flows.churn.items():
+        out[f"churn_{reason}"] = counts
+    start = flows.start_customers
+    retention = np.where(start > 0, 1.0 - churn_total / np.maximum(start, 1.0), 1.0)
+    out["retention_rate"] = retention
+    out["churn_rate"] = 1.0 - retention
+    out["retention_rate_annual"] = retention**steps_per_year
+    out["repeat_purchase_rate"] = np.where(start > 0, flows.repeat_buyers / np.maximum(start, 1.0), 0.0)
+    repurchase = pop.repurchase[customers_idx]
+    out["repurchase_probability"] = mean(repurchase)
+
+    # satisfaction
+    c = pop.satisfaction[customers_idx]
+    c_avg = pop.satisfaction_avg[customers_idx]
+    level = satisfaction_level(c_avg, behaviour)
+    out["satisfaction_mean"] = mean(c)
+    out["satisfaction_avg_mean"] = mean(c_avg)
+    for code, name in enumerate(SATISFACTION_LEVELS):
+        out[f"share_{name}"] = share(level == code)
+    out["csat"] = share(level >= 2)
+    recommend = pop.recommend[customers_idx]
+    promoters, detractors = share(recommend >= 9), share(recommend <= 6)
+    out["share_promoters"], out["share_detractors"] = promoters, detractors
+    out["share_passives"] = np.where(count > 0, 1.0 - promoters - detractors, 0.0)
+    out["nps"] = 100.0 * (promoters - detractors)
+    out["ces"] = 4.0 + 3.0 * np.tanh(-0.5 * (offers.log_time_cost + offers.log_effort_cost))
+
+    # relationship state
+    out["expectation_mean"] = mean(pop.expectation[customers_idx])
+    out["perceived_value_mean"] = mean(pop.perceived_value[customers_idx])
+    out["trust_mean"] = mean(pop.trust[customers_idx])
+    attachment = pop.attachment[customers_idx]
+    out["attachment_mean"] = mean(attachment)
+    out["switching_cost_mean"] = mean(pop.switching_cost[customers_idx])
+
+    # loyalty types and layers
+    held_by = pop.held_by[customers_idx]
+    loyalty = pop.loyalty_type[customers_idx]
+    for code, name in enumerate(LOYALTY_TYPES):
+        out[f"share_{name}"] = share(loyalty == code)
+    out["share_locked_in"] = share(held_by == HELD["switching_cost"])
+    repeat = repurchase >= REPEAT_THRESHOLD
+    favourable = recommend >= ATTITUDE_THRESHOLD
+    out["layer_behavioural"] = share(repeat)
+    out["layer_attitudinal"] = share(favourable)
+    out["layer_emotional"] = share(attachment >= EMOTIONAL_THRESHOLD)
+    out["quadrant_true"] = share(favourable & repeat)
+    out["quadrant_latent"] = share(favourable & ~repeat)
+    out["quadrant_spurious"] = share(~favourable & repeat)
+    out["quadrant_none"] = share(~favourable & ~repeat)
+    upper = 1.01
+    for band, lower in STICKINESS:
+        out[f"stickiness_{band}"] = share((repurchase >= lower) & (repurchase < upper))
+        upper = lower
+    out["members"] = _by_firm(firm, n_firms, pop.member[customers_idx].astype(np.float64))
+    out["points_outstanding"] = _by_firm(firm, n_firms, pop.points[customers_idx].astype(np.float64))
+    out["word_of_mouth_positive"] = flows.word_of_mouth_positive
+    out["word_of_mouth_negative"] = flows.word_of_mouth_negative
+
+    # money
+    for account, rows in ledger.accounts.items():
+        out[account] = rows[step].copy()
+    profit_rows = ledger.profit(step)
+    out["profit"] = profit_rows[step]
+    out["cumulative_profit"] = profit_rows.sum(axis=0)
+    out["npv"] = (profit_rows * ledger.discount[: step + 1, None]).sum(axis=0)
+    margin = (ledger.accounts["revenue"][step] - sum(ledger.accounts[c][step] for c in VARIABLE_COSTS)) / safe
+    out["margin_per_customer"] = np.where(count > 0, margin, 0.0)
+    out["clv"] = customer_lifetime_value(out["margin_per_customer"], retention_history, discount_per_step)
+    out["customer_equity"] = out["clv"] * count
+    return out
+
+
+def customer_lifetime_value(margin: np.ndarray, retention: np.ndarray, discount: float) -> np.ndarray:
+    """Expected discounted margin of a customer: m (1 + d) / (1 + d - r).
+
+    ``margin`` is the contribution per customer per step, ``retention`` the per-step
+    retention averaged over the last year of steps, ``discount`` the discount rate per
+    step. Margin of the current step is counted (Gupta and Lehmann's form with the
+    first margin at time 0)."""
+    r = np.minimum(retention, 0.9999)
+    return margin * (1.0 + discount) / (1.0 + discount - r)

@@ -1,0 +1,232 @@
+"""Customers as a structure of arrays: one entry per customer, one array per state variable.
+
+Every customer is still an agent you can inspect: ``population.customer(i)`` (or
+``model.customer(i)``) returns a :class:`Customer` snapshot with its expectation,
+perceived value, satisfaction, trust, attachment, switching cost, points, tenure
+and loyalty type. The behaviour rules in :mod:`sim.rules` act on the arrays, so a
+step costs a few dozen vectorised operations whatever the number of customers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from sim.scenario import TRAIT_RANGES, Scenario, Trait
+
+PROSPECT = -1  # value of `firm` for people who buy from no firm
+
+#: Why a retained customer stays: the decisive term of its stay-or-switch decision.
+HELD_BY = ("none", "no_alternative", "not_looking", "price", "rewards", "trust", "switching_cost")
+#: Loyalty type (MODEL.md section 5) of each held_by code. Switching cost counts as inertia
+#: (the effort of leaving); the separate `locked_in` measure reports it on its own.
+LOYALTY_TYPES = ("none", "monopoly", "inertia", "price", "incentive", "trust")
+LOYALTY_OF_HELD_BY = np.array([0, 1, 2, 3, 4, 5, 2], dtype=np.uint8)
+HELD = {name: code for code, name in enumerate(HELD_BY)}
+
+F32 = np.float32
+
+
+@dataclass(eq=False)
+class Population:
+    """State of all customers (and prospects). Arrays have one entry per person."""
+
+    # fixed traits
+    segment: np.ndarray  # uint8
+    price_sensitivity: np.ndarray
+    quality_sensitivity: np.ndarray
+    service_sensitivity: np.ndarray
+    reward_sensitivity: np.ndarray
+    inertia: np.ndarray
+    purchases_per_year: np.ndarray
+    basket: np.ndarray
+    community_propensity: np.ndarray
+    expectation_level: np.ndarray
+    # relationship state
+    firm: np.ndarray  # int8, PROSPECT for none
+    tenure: np.ndarray  # int32, steps with the current firm
+    expectation: np.ndarray  # a
+    perceived_value: np.ndarray  # b of the last purchase
+    satisfaction: np.ndarray  # c = b / a of the last purchase
+    satisfaction_avg: np.ndarray  # running average of c
+    experience: np.ndarray  # running average of log(purchase shock): how reliably the firm delivered
+    trust: np.ndarray
+    attachment: np.ndarray
+    switching_cost: np.ndarray  # utility a move away would cost
+    points: np.ndarray
+    stamps: np.ndarray
+    annual_spend: np.ndarray  # exponentially weighted spend over the last year
+    tier: np.ndarray  # int8, 0 = no tier
+    member: np.ndarray  # bool, member of its firm's community
+    held_by: np.ndarray  # uint8 code in HELD_BY
+    recommend: np.ndarray  # uint8 likelihood-to-recommend score 0..10
+    repurchase: np.ndarray  # probability of still buying from the firm a year on
+    value_to_date: np.ndarray  # discounted margin earned from the current relationship
+    buzz: np.ndarray  # (N, F) net word of mouth heard about each firm
+
+    @property
+    def size(self) -> int:
+        return len(self.firm)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, f.name).nbytes for f in fields(self))
+
+    @property
+    def loyalty_type(self) -> np.ndarray:
+        return LOYALTY_OF_HELD_BY[self.held_by]
+
+    def customer(self, i: int, firm_names: tuple[str, ...], segment_names: tuple[str, ...], tier_names=None) -> Customer:
+        """A snapshot of person ``i`` as an agent."""
+        if not 0 <= i < self.size:
+            raise IndexError(f"customer {i} does not exist (population {self.size})")
+        f = int(self.firm[i])
+        tier = int(self.tier[i])
+        return Customer(
+            id=i,
+            segment=segment_names[self.segment[i]],
+            firm=firm_names[f] if f != PROSPECT else None,
+            tenure_steps=int(self.tenure[i]),
+            expectation=float(self.expectation[i]),
+            perceived_value=float(self.perceived_value[i]),
+            satisfaction=float(self.satisfaction[i]),
+            satisfaction_avg=float(self.satisfaction_avg[i]),
+            trust=float(self.trust[i]),
+            attachment=float(self.attachment[i]),
+            switching_cost=float(self.switching_cost[i]),
+            points=float(self.points[i]),
+            tier=(tier_names[f][tier] if tier_names and f != PROSPECT else str(tier)),
+            member=bool(self.member[i]),
+            loyalty_type=LOYALTY_TYPES[LOYALTY_OF_HELD_BY[self.held_by[i]]] if f != PROSPECT else "none",
+            held_by=HELD_BY[self.held_by[i]] if f != PROSPECT else "none",
+            recommend=int(self.recommend[i]),
+            repurchase=float(self.repurchase[i]),
+            traits={
+                name: float(getattr(self, name)[i])
+                for name in (
+                    "price_sensitivity",
+                    "quality_sensitivity",
+                    "service_sensitivity",
+                    "reward_sensitivity",
+                    "inertia",
+                    "purchases_per_year",
+                    "basket",
+                    "community_propensity",
+                    "expectation_level",
+                )
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Customer:
+    """One customer, as an agent: its state at the moment it was looked at."""
+
+    id: int
+    segment: str
+    firm: str | None
+    tenure_steps: int
+    expectation: float
+    perceived_value: float
+    satisfaction: float
+    satisfaction_avg: float
+    trust: float
+    attachment: float
+    switching_cost: float
+    points: float
+    tier: str
+    member: bool
+    loyalty_type: str
+    held_by: str
+    recommend: int
+    repurchase: float
+    traits: dict[str, float]
+
+    def __str__(self) -> str:
+        lines = [f"customer {self.id} ({self.segment}): " + (f"buys from {self.firm} for {self.tenure_steps} steps" if self.firm else "prospect")]
+        for name in ("expectation", "perceived_value", "satisfaction", "satisfaction_avg", "trust", "attachment", "switching_cost", "points"):
+            lines.append(f"  {name:<17} {getattr(self, name):.3f}")
+        lines.append(f"  {'tier':<17} {self.tier}")
+        lines.append(f"  {'member':<17} {self.member}")
+        lines.append(f"  {'loyalty_type':<17} {self.loyalty_type} (held by {self.held_by})")
+        lines.append(f"  {'recommend':<17} {self.recommend}/10")
+        lines.append(f"  {'repurchase':<17} {self.repurchase:.3f} (chance of still buying in a year)")
+        return "\n".join(lines)
+
+
+def segment_counts(shares: list[float], n: int) -> np.ndarray:
+    """Split ``n`` people over segments in proportion to ``shares`` (largest remainder)."""
+    raw = np.asarray(shares, dtype=np.float64) * n
+    counts = np.floor(raw).astype(np.int64)
+    short = n - counts.sum()
+    if short > 0:
+        counts[np.argsort(-(raw - counts), kind="stable")[:short]] += 1
+    return counts
+
+
+def draw_trait(value: float | Trait, name: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    lo, hi = TRAIT_RANGES[name]
+    if isinstance(value, Trait):
+        draws = rng.normal(value.mean, value.sd, n) if value.sd > 0 else np.full(n, value.mean)
+    else:
+        draws = np.full(n, value)
+    return np.clip(draws, lo, hi).astype(F32)
+
+
+TRAITS = (
+    ("price_sensitivity", "price_sensitivity"),
+    ("quality_sensitivity", "quality_sensitivity"),
+    ("service_sensitivity", "service_sensitivity"),
+    ("reward_sensitivity", "reward_sensitivity"),
+    ("inertia", "inertia"),
+    ("purchases_per_year", "purchases_per_year"),
+    ("basket", "basket"),
+    ("community_propensity", "community_propensity"),
+    ("expectation", "expectation_level"),
+)
+
+
+def create_population(scenario: Scenario, rng: np.random.Generator) -> Population:
+    """People with segments and traits drawn from the scenario; everyone starts as a prospect.
+
+    The model then hands each firm its initial customers (see ``LoyaltyModel._initialise``).
+    """
+    n = scenario.market.population
+    n_firms = len(scenario.firms)
+    counts = segment_counts([s.share for s in scenario.segments], n)
+    segment = np.repeat(np.arange(len(counts), dtype=np.uint8), counts)
+    rng.shuffle(segment)
+    traits: dict[str, np.ndarray] = {attr: np.empty(n, dtype=F32) for _, attr in TRAITS}
+    for s, seg in enumerate(scenario.segments):
+        members = np.flatnonzero(segment == s)
+        for key, attr in TRAITS:
+            traits[attr][members] = draw_trait(getattr(seg, key), key, members.size, rng)
+
+    def zeros(dtype=F32) -> np.ndarray:
+        return np.zeros(n, dtype=dtype)
+
+    return Population(
+        segment=segment,
+        **traits,
+        firm=np.full(n, PROSPECT, dtype=np.int8),
+        tenure=zeros(np.int32),
+        expectation=traits["expectation_level"].copy(),
+        perceived_value=np.ones(n, dtype=F32),
+        satisfaction=np.ones(n, dtype=F32),
+        satisfaction_avg=np.ones(n, dtype=F32),
+        experience=zeros(),
+        trust=zeros(),
+        attachment=zeros(),
+        switching_cost=zeros(),
+        points=zeros(),
+        stamps=zeros(),
+        annual_spend=zeros(),
+        tier=zeros(np.int8),
+        member=zeros(bool),
+        held_by=zeros(np.uint8),
+        recommend=zeros(np.uint8),
+        repurchase=zeros(),
+        value_to_date=zeros(),
+        buzz=np.zeros((n, n_firms), dtype=F32),
+    )
