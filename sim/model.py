@@ -96,7 +96,8 @@ class _Decision:
     entry_rate: np.ndarray
 
 
-_DECISIVE = np.array([HELD["price"], HELD["rewards"], HELD["trust"], HELD["switching_cost"]], dtype=np.uint8)
+#: Decision terms in the order of the course's loyalty ladder, shallowest first.
+_DECISIVE = np.array([HELD["switching_cost"], HELD["price"], HELD["rewards"], HELD["trust"]], dtype=np.uint8)
 
 
 class LoyaltyModel(mesa.Model):
@@ -152,6 +153,7 @@ class LoyaltyModel(mesa.Model):
         self._apply_timeline(t)  # 1. events take effect; firms publish offers
         flows = StepFlows.empty(len(self.firm_names))
         self._values = rules.offer_values(self._traits, self.population.segment, self.offers, self._segment_terms)
+        self._typical_value = self._typical_values()
         flows.start_customers = np.bincount(self.population.firm[self.population.firm >= 0], minlength=len(self.firm_names)).astype(float)
         self._acquire(flows)  # 2. prospects enter the market and choose a firm
         buyers = self._customers()
@@ -199,14 +201,15 @@ class LoyaltyModel(mesa.Model):
     def _initialise_customers(self) -> None:
         """Hand each firm its initial customers with a mature relationship (tenure, trust, attachment)."""
         pop, rng, market = self.population, self.rng, self.spec.market
-        values = rules.offer_values(self._traits, pop.segment, self.offers, self._segment_terms)
+        values = self._values = rules.offer_values(self._traits, pop.segment, self.offers, self._segment_terms)
+        self._typical_value = self._typical_values()
         for f, firm in enumerate(self.config.firms.values()):
             if not firm.active:
                 continue
             free = np.flatnonzero((pop.firm == PROSPECT) & self._available[pop.segment, f])
             take = min(free.size, int(round(firm.initial_share * pop.size)))
             chosen = rng.choice(free, size=take, replace=False) if take else free[:0]
-            self._start_relationship(chosen, np.full(chosen.size, f, dtype=np.intp), values[chosen, f])
+            self._start_relationship(chosen, np.full(chosen.size, f, dtype=np.intp))
         idx = np.flatnonzero(pop.firm >= 0)
         if idx.size == 0:
             return
@@ -220,7 +223,8 @@ class LoyaltyModel(mesa.Model):
         drive = b.attachment.trust_gain_per_year * pop.trust[idx]
         pop.attachment[idx] = drive / (drive + b.attachment.decay_per_year + 1e-12) * -np.expm1(-(drive + b.attachment.decay_per_year) * years)
         own = values[idx, firm] + self._tenure_value(idx, firm)
-        promised = pop.expectation_level[idx] * np.exp(own + b.expectation.promise_credibility * self.offers.log_promise[firm])
+        self._typical_value = self._typical_values()
+        promised = self._promised(idx, firm)
         w_e, w_p = b.expectation.experience_rate, b.expectation.promise_rate
         pop.expectation[idx] = (w_e * np.exp(own) + w_p * promised) / max(w_e + w_p, 1e-12) if w_e + w_p > 0 else promised
         pop.perceived_value[idx] = np.exp(own)
@@ -233,21 +237,20 @@ class LoyaltyModel(mesa.Model):
         pop.stamps[idx] = np.where(o.punch_stamps[firm] > 0, np.floor(rng.random(idx.size) * o.punch_stamps[firm]), 0.0)
         joined = -np.expm1(-o.join_per_year[firm] * pop.community_propensity[idx] * years)
         pop.member[idx] = o.community[firm] & (rng.random(idx.size) < joined)
-        self._values = values
         pop.recommend[idx] = rules.recommend_score(pop.satisfaction_avg[idx], pop.trust[idx], pop.attachment[idx], b)
         everyone = np.ones(idx.size, dtype=bool)
         self._classify(self._evaluate(idx, firm, own), everyone, ~everyone)
 
-    def _start_relationship(self, idx: np.ndarray, firm: np.ndarray, value: np.ndarray) -> None:
-        """``idx`` become new customers of ``firm``; ``value`` is the log value of its offer to them.
+    def _start_relationship(self, idx: np.ndarray, firm: np.ndarray) -> None:
+        """``idx`` become new customers of ``firm``.
 
-        They expect what they were led to expect: their own demandingness times the value
-        the firm's (partly believed) promise and what they heard suggest."""
+        They expect what they were led to expect: the firm's (partly believed) promise,
+        scaled by their own demandingness and shifted by what they heard about it."""
         pop, b = self.population, self.config.behaviour
         heard = np.tanh(pop.buzz[idx, firm]) * b.expectation.word_of_mouth_effect
         pop.firm[idx] = firm
         pop.tenure[idx] = 0
-        pop.expectation[idx] = pop.expectation_level[idx] * np.exp(value + b.expectation.promise_credibility * self.offers.log_promise[firm] + heard)
+        pop.expectation[idx] = self._promised(idx, firm) * np.exp(heard)
         pop.satisfaction_avg[idx] = 1.0
         pop.experience[idx] = 0.0
         pop.trust[idx] = b.trust.initial
@@ -278,6 +281,26 @@ class LoyaltyModel(mesa.Model):
         return rules.tenure_value(
             firm, pop.tenure[idx] * self.step_days, pop.quality_sensitivity[idx], pop.price_sensitivity[idx], self.offers, self.config.market.loyalty_economics
         )
+
+    def _typical_values(self) -> np.ndarray:
+        """(F,) log value each firm's offer gives its typical customer (mean over its customers;
+        over the people it can serve while it has none). This is what its advertising describes."""
+        pop, n_firms = self.population, len(self.firm_names)
+        idx = np.flatnonzero(pop.firm >= 0)
+        firm = pop.firm[idx].astype(np.intp)
+        count = np.bincount(firm, minlength=n_firms)
+        total = np.bincount(firm, weights=self._values[idx, firm], minlength=n_firms)
+        typical = total / np.maximum(count, 1)
+        for f in np.flatnonzero(count == 0):
+            servable = self._available[pop.segment, f] if pop.size else np.zeros(0, bool)
+            typical[f] = float(self._values[servable, f].mean()) if servable.any() else 0.0
+        return typical
+
+    def _promised(self, idx: np.ndarray, firm: np.ndarray) -> np.ndarray:
+        """The value customers ``idx`` are led to expect from ``firm``: its typical value inflated
+        by the believed part of its promise, times each customer's demandingness."""
+        credibility = self.config.behaviour.expectation.promise_credibility
+        return (self.population.expectation_level[idx] * np.exp(self._typical_value[firm] + credibility * self.offers.log_promise[firm])).astype(F32)
 
     def _switching_cost(self, idx: np.ndarray, firm: np.ndarray) -> np.ndarray:
         """Utility a customer would give up by leaving its firm.
@@ -350,7 +373,7 @@ class LoyaltyModel(mesa.Model):
         choice = rules.draw_choice(rules.choice_probabilities(utility, b.choice.outside_value, b.choice.scale), rng)
         buys = choice < o.size
         new, firm = shoppers[buys], choice[buys]
-        self._start_relationship(new, firm, self._values[new, firm])
+        self._start_relationship(new, firm)
         flows.acquired_prospects += np.bincount(firm, minlength=o.size)
 
     def _purchase(self, t: int, c: _Customers, flows: StepFlows) -> dict[str, np.ndarray]:
@@ -391,8 +414,7 @@ class LoyaltyModel(mesa.Model):
         w = rates.satisfaction_weight
         pop.satisfaction_avg[idx] += w * (c_now - pop.satisfaction_avg[idx])
         pop.experience[idx] += w * (purchase["shock"] - pop.experience[idx])
-        promised = pop.expectation_level[idx] * np.exp(own + b.expectation.promise_credibility * self.offers.log_promise[firm])
-        pop.expectation[idx] = rules.update_expectation(pop.expectation[idx], perceived, promised, rates)
+        pop.expectation[idx] = rules.update_expectation(pop.expectation[idx], perceived, self._promised(idx, firm), rates)
         pop.trust[idx] = rules.update_trust(pop.trust[idx], c_now, purchase["failed"], b, rates)
 
     def _rewards(self, t: int, c: _Customers, purchase: dict[str, np.ndarray]) -> None:
@@ -513,7 +535,7 @@ class LoyaltyModel(mesa.Model):
         self._end_relationship(d.idx[exits | to_nothing])
         if to_rival.any():
             movers, target = d.idx[to_rival], chosen[to_rival]
-            self._start_relationship(movers, target, self._values[movers, target])
+            self._start_relationship(movers, target)
         return ~exits & ~moved, searching
 
     def _classify(self, d: _Decision, stayed: np.ndarray, searched: np.ndarray) -> None:
@@ -521,8 +543,12 @@ class LoyaltyModel(mesa.Model):
 
         The advantage of staying over the best alternative firm is split into price, rewards,
         trust (quality, service, experience, trust, attachment, word of mouth) and switching
-        cost; the largest positive term names the type. No alternative firm: monopoly. No
-        advantage: inertia if it did not look this step, none (a switcher in waiting) if it did.
+        cost. A term is pivotal when without it the alternative would win. Loyalty is only as
+        deep as its shallowest necessary support, so the type is the first pivotal term on the
+        course's ladder (switching cost, price, rewards, trust); a customer held by several
+        terms none of which is pivotal is named after the largest. No alternative firm:
+        monopoly. No advantage: inertia if it did not look this step, none (a switcher in
+        waiting) if it did.
         Also stores each customer's switching cost and yearly repurchase probability."""
         pop = self.population
         rows = np.arange(d.idx.size)
@@ -532,8 +558,9 @@ class LoyaltyModel(mesa.Model):
         no_alternative = ~np.isfinite(alternatives[rows, best])
         price_term, reward_term, trust_term = self._decompose(d, best)
         advantage = np.where(no_alternative, np.inf, d.stay - alternatives[rows, best])
-        terms = np.stack([price_term, reward_term, trust_term, d.switching], axis=1)
-        decisive = _DECISIVE[terms.argmax(axis=1)]
+        terms = np.stack([d.switching, price_term, reward_term, trust_term], axis=1)  # the course's ladder, shallowest first
+        pivotal = (terms > 0) & (advantage[:, None] - terms <= 0)
+        decisive = np.where(pivotal.any(axis=1), _DECISIVE[pivotal.argmax(axis=1)], _DECISIVE[terms.argmax(axis=1)])
         held = np.where(advantage > 0, decisive, np.where(searched, HELD["none"], HELD["not_looking"]))
         held = np.where(no_alternative, HELD["no_alternative"], held)
         keep = d.idx[stayed]

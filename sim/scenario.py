@@ -208,8 +208,8 @@ class SatisfactionRules(Section):
 class ExpectationRules(Section):
     """How expectation a adapts to experience, to the firm's promise and to word of mouth."""
 
-    experience_rate: float = P(3.0, "1/year", "speed at which expectation moves toward perceived value", ge=0, le=1000)
-    promise_rate: float = P(1.5, "1/year", "speed at which expectation moves toward what the firm advertises", ge=0, le=1000)
+    experience_rate: float = P(1.0, "1/year", "speed at which expectation moves toward perceived value", ge=0, le=1000)
+    promise_rate: float = P(1.0, "1/year", "speed at which expectation moves toward what the firm advertises", ge=0, le=1000)
     promise_credibility: float = P(0.6, "elasticity", "how much of an advertised promise people believe when judging a firm", ge=0, le=1)
     word_of_mouth_effect: float = P(0.05, "log value", "shift of expectation per unit of net word of mouth heard about the firm", ge=0, le=1)
 
