@@ -118,6 +118,7 @@ def _run_with_progress(model, quiet: bool) -> None:
 
 
 def _print_summary(folder: Path) -> None:
+    """Two compact tables: the key figures per firm, then the loyalty-type mix."""
     import json
 
     from rich.console import Console
@@ -127,22 +128,26 @@ def _print_summary(folder: Path) -> None:
 
     summary = json.loads((folder / "summary.json").read_text())
     run_info = summary["run"]
-    table = Table(
-        title=f"{summary['scenario']['title']}: {run_info['steps']} steps of {run_info['step_days']:g} days, "
-        f"{run_info['population']:,} people, seed {run_info['seed']}",
-        title_justify="left",
+    console = Console(soft_wrap=False)
+    console.print(
+        f"[bold]{summary['scenario']['title']}[/bold]\n{run_info['steps']} steps of {run_info['step_days']:g} days, "
+        f"{run_info['population']:,} people, seed {run_info['seed']}"
     )
-    table.add_column("firm")
+    figures = Table(box=None, pad_edge=False)
+    mix = Table(box=None, pad_edge=False, title="loyalty-type mix (share of each firm's customers)", title_justify="left")
+    figures.add_column("firm")
+    mix.add_column("firm")
     for _, label, _ in SUMMARY_COLUMNS:
-        table.add_column(label, justify="right")
-    table.add_column("loyalty mix (" + " / ".join(t[:4] for t in LOYALTY_MIX) + ")", justify="right")
+        figures.add_column(label, justify="right")
+    for loyalty in LOYALTY_MIX:
+        mix.add_column(loyalty, justify="right")
     for firm in summary["firms"]:
         name = firm["name"] + (" *" if firm["role"] == "focal" else "")
-        cells = [fmt.format(firm[key]) for key, _, fmt in SUMMARY_COLUMNS]
-        mix = " ".join(f"{firm['loyalty_mix'][t]:.0%}" for t in LOYALTY_MIX)
-        table.add_row(name, *cells, mix)
-    Console(soft_wrap=True).print(table)
-    typer.echo("* focal firm; retention over the last year; satisfaction is the running mean of c = b/a")
+        figures.add_row(name, *(fmt.format(firm[key]) for key, _, fmt in SUMMARY_COLUMNS))
+        mix.add_row(name, *(f"{firm['loyalty_mix'][t]:.0%}" for t in LOYALTY_MIX))
+    console.print(figures)
+    console.print(mix)
+    console.print("* focal firm. retention: per year, over the last year. satisf.: mean running c = b/a.\nCLV: expected discounted margin of a customer. Money per step of the scenario.")
 
 
 @app.command()

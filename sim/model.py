@@ -162,9 +162,9 @@ class LoyaltyModel(mesa.Model):
         self._rewards(t, buyers, purchase)  # 5. points, tiers, punch card, profit sharing
         self._community(t, buyers)  # 6. membership and attachment
         self._word_of_mouth(flows)  # 7. promoters and detractors talk
-        old = self.population.tenure[buyers.idx] > 0  # customers acquired this step do not re-evaluate yet
-        decision = self._evaluate(buyers.idx[old], buyers.firm[old], purchase["own_value"][old])
-        stayed, searched = self._switch(decision, flows)  # 8. inertia gate, search, choice
+        decision = self._evaluate(buyers.idx, buyers.firm, purchase["own_value"])
+        settled = self.population.tenure[buyers.idx] > 0  # customers acquired this step do not re-evaluate yet
+        stayed, searched = self._switch(decision, settled, flows)  # 8. inertia gate, search, choice
         self._classify(decision, stayed, searched)  # 9. loyalty types
         self._close_books(t, buyers, purchase, flows)  # 10. ledger and measures
         if t >= self.n_steps:
@@ -459,7 +459,7 @@ class LoyaltyModel(mesa.Model):
         rate = np.where(promoter, wom.positive_reach_per_year * years * (1.0 + o.word_of_mouth_boost[firm] * pop.member[idx]), 0.0)
         rate = np.where(detractor, wom.negative_reach_per_year * years, rate)
         speaking = rate > 0
-        speaker, listener = rules.spread_word_of_mouth(idx[speaking], rate[speaking], self.network.indptr, self.network.indices, self.rng)
+        speaker, listener = rules.spread_word_of_mouth(idx[speaking], rate[speaking], self.network.ties, self.rng)
         if speaker.size == 0:
             return
         about = pop.firm[speaker].astype(np.intp)
@@ -508,13 +508,14 @@ class LoyaltyModel(mesa.Model):
         search_p = np.where(o.active[firm], search_p, 1.0)  # a firm that left the market loses everyone
         return _Decision(idx, firm, utility, stay, probabilities, exit_p, search_p, switching, own_rate, entry_rate)
 
-    def _switch(self, d: _Decision, flows: StepFlows) -> tuple[np.ndarray, np.ndarray]:
+    def _switch(self, d: _Decision, eligible: np.ndarray, flows: StepFlows) -> tuple[np.ndarray, np.ndarray]:
         """Natural exits; an inertia gate; search following the satisfaction curve; a logit
-        choice among firms and leaving the category. Returns (stayed, searched) masks."""
+        choice among firms and leaving the category, for the ``eligible`` rows of ``d``.
+        Returns (stayed, searched) masks over the rows of ``d``."""
         pop, o, b, rng = self.population, self.offers, self.config.behaviour, self.rng
         n_firms, m, firm = o.size, d.idx.size, d.firm
-        exits = rng.random(m) < d.exit_p
-        searching = ~exits & (rng.random(m) < d.search_p)
+        exits = eligible & (rng.random(m) < d.exit_p)
+        searching = eligible & ~exits & (rng.random(m) < d.search_p)
         chosen = firm.copy()
         chosen[searching] = rules.draw_choice(d.probabilities[searching], rng)
         moved = ~exits & (chosen != firm)

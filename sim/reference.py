@@ -64,20 +64,21 @@ def _default(field) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def _section(model: type[BaseModel], prefix: str, out: list[str], seen_heading: str) -> None:
+def _section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
     out.append(f"\n### `{prefix or '(top level)'}`\n\n{(model.__doc__ or '').strip()}\n")
     out.append("| key | type | default | unit | range | meaning |\n|---|---|---|---|---|---|")
     nested: list[tuple[str, type[BaseModel]]] = []
     for name, field in model.model_fields.items():
         unit = (field.json_schema_extra or {}).get("unit", "") if isinstance(field.json_schema_extra, dict) else ""
         path = f"{prefix}.{name}" if prefix else name
-        out.append(f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {unit} | {_range(field)} | {field.description or ''} |")
+        meaning = field.description or next(((m.__doc__ or "").strip().splitlines()[0] for m in _models_in(field.annotation)), "")
+        out.append(f"| `{path}` | {_type_name(field.annotation)} | {_default(field)} | {unit} | {_range(field)} | {meaning} |")
         for child in _models_in(field.annotation):
             if child is not Trait:
                 suffix = "[i]" if get_origin(field.annotation) is list else (".NAME" if get_origin(field.annotation) is dict else "")
                 nested.append((path + suffix, child))
     for path, child in nested:
-        _section(child, path, out, seen_heading)
+        _section(child, path, out)
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -125,7 +126,7 @@ def markdown_reference() -> str:
         "",
         "## Keys",
     ]
-    _section(Scenario, "", out, "")
+    _section(Scenario, "", out)
     return "\n".join(out) + "\n"
 
 

@@ -32,12 +32,12 @@ from sim import __version__
 
 SUMMARY_COLUMNS = (
     ("customers", "customers", "{:,.0f}"),
-    ("retention_rate_annual", "retention/yr", "{:.1%}"),
-    ("satisfaction_avg_mean", "satisfaction", "{:.3f}"),
+    ("retention_rate_annual", "retention", "{:.1%}"),
+    ("satisfaction_avg_mean", "satisf.", "{:.3f}"),
     ("nps", "NPS", "{:+.0f}"),
     ("profit", "profit/step", "{:,.0f}"),
-    ("cumulative_profit", "cum. profit", "{:,.0f}"),
-    ("clv", "CLV", "{:,.1f}"),
+    ("cumulative_profit", "cum.profit", "{:,.0f}"),
+    ("clv", "CLV", "{:,.0f}"),
 )
 LOYALTY_MIX = ("monopoly", "inertia", "price", "incentive", "trust", "none")
 

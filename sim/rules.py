@@ -216,21 +216,14 @@ def recommend_score(satisfaction_avg: np.ndarray, trust: np.ndarray, attachment:
     return np.rint(10.0 / (1.0 + np.exp(-z))).astype(np.uint8)
 
 
-def spread_word_of_mouth(
-    speakers: np.ndarray,
-    rates: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each speaker has Poisson(rate) conversations this step, each with a tie drawn at random.
-
-    Returns (speaker index per conversation, listener per conversation). People with no
-    ties say nothing."""
-    degree = indptr[speakers + 1] - indptr[speakers]
-    talks = rng.poisson(np.where(degree > 0, rates, 0.0))
+def spread_word_of_mouth(speakers: np.ndarray, rates: np.ndarray, ties: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each speaker has Poisson(rate) conversations this step, each with one of its ties
+    drawn at random. Returns (speaker per conversation, listener per conversation).
+    People with no ties say nothing."""
+    degree = ties.shape[1]
+    if degree == 0 or speakers.size == 0:
+        return speakers[:0], speakers[:0]
+    talks = rng.poisson(rates)
     who = np.repeat(speakers, talks)
-    start = np.repeat(indptr[speakers], talks)
-    span = np.repeat(degree, talks)
-    listener = indices[start + (rng.random(who.size) * span).astype(np.int64)]
+    listener = ties[who, rng.integers(0, degree, size=who.size)]
     return who, listener
