@@ -418,15 +418,19 @@ class LoyaltyModel(mesa.Model):
         pop.trust[idx] = rules.update_trust(pop.trust[idx], c_now, purchase["failed"], b, rates)
 
     def _rewards(self, t: int, c: _Customers, purchase: dict[str, np.ndarray]) -> None:
-        """Points earned, expired and redeemed; punch-card stamps; annual spend and tiers."""
+        """Points earned, expired and redeemed (all outstanding points are honoured when a
+        programme ends); punch-card stamps; annual spend and tiers."""
         pop, o = self.population, self.offers
         idx, firm = c.idx, c.firm
         spend = purchase["gross"] - purchase["discount"]
         tier = pop.tier[idx].astype(np.intp)
         earned = spend * o.points_rate[firm] * o.tier_points[firm, tier]
-        points = np.where(o.rewards_active[firm], pop.points[idx] * np.exp(-self.step_days / o.expiry_days[firm]) + earned, 0.0)
+        active = o.rewards_active[firm]
+        points = pop.points[idx] * np.exp(-self.step_days / o.expiry_days[firm]) + earned
         threshold = o.redemption_threshold[firm]
-        redeemed = np.floor(points / threshold) * threshold
+        # while the programme runs, points are redeemed in multiples of the threshold;
+        # when it ends, the firm honours every outstanding point once
+        redeemed = np.where(active, np.floor(points / threshold) * threshold, points)
         pop.points[idx] = points - redeemed
         stamps = pop.stamps[idx] + purchase["occasions"]
         free = np.where(o.punch_stamps[firm] > 0, np.floor(stamps / np.maximum(o.punch_stamps[firm], 1.0)), 0.0)

@@ -258,7 +258,7 @@ class ChoiceRules(Section):
     scale: float = P(0.10, "utility", "logit scale: smaller means choices follow utility more strictly", gt=0, le=100)
     outside_value: float = P(-0.30, "utility", "utility of leaving the category (buying from no firm)", ge=-100, le=100)
     trust_weight: float = P(0.15, "utility", "utility of full trust in the current firm", ge=0, le=100)
-    attachment_weight: float = P(0.30, "utility", "utility of full emotional attachment to the current firm", ge=0, le=100)
+    attachment_weight: float = P(0.50, "utility", "utility of full emotional attachment to the current firm", ge=0, le=100)
     word_of_mouth_weight: float = P(0.10, "utility", "utility per unit of net word of mouth heard about a firm (saturating)", ge=0, le=100)
     decision_horizon_days: float = P(365.0, "days", "horizon over which one-off switching costs are weighed against better offers", gt=0, le=36500)
     psychological_cost: float = P(0.02, "utility", "psychological cost of changing firm", ge=0, le=100)
