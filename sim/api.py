@@ -35,7 +35,7 @@ def scenario_from_dict(data: dict[str, Any], source: str = "<dict>", lines: dict
     lines = lines if lines is not None else {}
     scenario = validate_deferred(data, lines, source)
     problems = [Problem(source, format_path(path), message, line_of(lines, path)) for path, message in scenario.consistency_problems()]
-    problems += _timeline_problems(scenario, data, lines, source)
+    problems += _timeline_problems(scenario, lines, source)
     if problems:
         raise ScenarioError(sorted(problems, key=lambda p: (p.line or 0, p.path)))
     return scenario
@@ -49,10 +49,10 @@ def validate_deferred(data: Any, lines: dict, source: str) -> Scenario:
         raise ScenarioError(problems_from_validation_error(exc, Scenario, lines, source)) from None
 
 
-def _timeline_problems(scenario: Scenario, data: dict, lines: dict, source: str) -> list[Problem]:
+def _timeline_problems(scenario: Scenario, lines: dict, source: str) -> list[Problem]:
     """Each timeline change must name a scenario key and give it a valid value."""
     problems: list[Problem] = []
-    state = copy.deepcopy(data)
+    state = scenario.model_dump(mode="python")  # every default filled in, so defaults can be changed too
     for i, event in sorted(enumerate(scenario.timeline), key=lambda item: item[1].at):
         for key, value in event.set.items():
             where = ("timeline", i, "set", key)

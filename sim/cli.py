@@ -21,6 +21,21 @@ app = typer.Typer(
 
 EXIT_USER_ERROR = 2
 
+
+def _version(value: bool) -> None:
+    if value:
+        from sim import __version__
+
+        typer.echo(f"loyalty-sim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """Agent-based customer-loyalty strategy simulator: run a scenario file, get satisfaction, loyalty types, retention and profit."""
+
 ScenarioArg = Annotated[Path, typer.Argument(help="Scenario file (YAML).", show_default=False)]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: the scenario's market.seed).", min=0)]
 SetOpt = Annotated[

@@ -2,7 +2,7 @@
 
 Each measure is a named column of the per-step metrics table (one row per step and
 firm). Measures are computed from agent state at the end of a step by
-:func:`record`; agents never update totals themselves.
+:func:`compute`; agents never update totals themselves.
 """
 
 from __future__ import annotations
@@ -49,15 +49,14 @@ class StepFlows:
     acquired_prospects: np.ndarray
     won_from_rivals: np.ndarray
     lost_to_rivals: np.ndarray
-    churn: dict[str, np.ndarray]
-    repeat_buyers: np.ndarray
+    churn: dict[str, np.ndarray]  # every customer lost, by reason (rivals' wins included)
     word_of_mouth_positive: np.ndarray
     word_of_mouth_negative: np.ndarray
 
     @classmethod
     def empty(cls, n_firms: int) -> StepFlows:
         z = lambda: np.zeros(n_firms)  # noqa: E731
-        return cls(z(), z(), z(), z(), {r: z() for r in CHURN_REASONS}, z(), z(), z())
+        return cls(z(), z(), z(), z(), {r: z() for r in CHURN_REASONS}, z(), z())
 
 
 class Metrics:
@@ -82,11 +81,12 @@ def compute(
     ledger,
     offers,
     behaviour: Behaviour,
-    retention_history: np.ndarray,
+    history: dict[str, np.ndarray],
     steps_per_year: float,
     discount_per_step: float,
 ) -> dict[str, np.ndarray]:
-    """Every measure of the metrics table at the end of ``step``."""
+    """Every measure of the metrics table at the end of ``step``; ``history`` holds the
+    rows recorded for the earlier steps (measures over the last year read it)."""
     n_firms = offers.size
     customers_idx = np.flatnonzero(pop.firm >= 0)
     firm = pop.firm[customers_idx].astype(np.intp)
@@ -110,7 +110,7 @@ def compute(
     out["acquired_prospects"] = flows.acquired_prospects
     out["won_from_rivals"] = flows.won_from_rivals
     out["acquisitions"] = flows.acquired_prospects + flows.won_from_rivals
-    churn_total = sum(flows.churn.values()) + flows.lost_to_rivals
+    churn_total = sum(flows.churn.values())
     out["churned"] = churn_total
     out["lost_to_rivals"] = flows.lost_to_rivals
     for reason, counts in flows.churn.items():
@@ -120,7 +120,8 @@ def compute(
     out["retention_rate"] = retention
     out["churn_rate"] = 1.0 - retention
     out["retention_rate_annual"] = retention**steps_per_year
-    out["repeat_purchase_rate"] = np.where(start > 0, flows.repeat_buyers / np.maximum(start, 1.0), 0.0)
+    customer_history = history["customers"]
+    out["repeat_purchase_rate"] = repeat_purchase_rate(pop, firm, customers_idx, customer_history, step, steps_per_year)
     repurchase = pop.repurchase[customers_idx]
     out["repurchase_probability"] = mean(repurchase)
 
@@ -179,11 +180,29 @@ def compute(
     out["profit"] = profit_rows[step]
     out["cumulative_profit"] = profit_rows.sum(axis=0)
     out["npv"] = (profit_rows * ledger.discount[: step + 1, None]).sum(axis=0)
-    margin = (ledger.accounts["revenue"][step] - sum(ledger.accounts[c][step] for c in VARIABLE_COSTS)) / safe
-    out["margin_per_customer"] = np.where(count > 0, margin, 0.0)
-    out["clv"] = customer_lifetime_value(out["margin_per_customer"], retention_history, discount_per_step)
+    # contribution per customer-step over the last year of steps (steady through payout steps)
+    first = max(1, step - int(round(steps_per_year)) + 1)
+    served = customer_history[first - 1 : step].sum(axis=0)  # customers at the start of each step in the window
+    contribution = sum(ledger.contribution(t) for t in range(first, step + 1)) if step >= 1 else np.zeros(n_firms)
+    out["margin_per_customer"] = np.where(served > 0, contribution / np.maximum(served, 1.0), 0.0)
+    recent_retention = (history["retention_rate"][first:step].sum(axis=0) + retention) / (step - first + 1) if step >= 1 else retention
+    out["clv"] = customer_lifetime_value(out["margin_per_customer"], recent_retention, discount_per_step)
     out["customer_equity"] = out["clv"] * count
     return out
+
+
+def repeat_purchase_rate(pop: Population, firm: np.ndarray, customers_idx: np.ndarray, customer_history: np.ndarray, step: int, steps_per_year: float) -> np.ndarray:
+    """Share of a firm's customers of a year ago (``w`` = one year of steps, or all steps so
+    far) who still buy from it now without a break, put on a yearly basis: (kept / then) ** (year / w)."""
+    n_firms = customer_history.shape[1]
+    window = min(step, int(round(steps_per_year)))
+    if window == 0:
+        return np.ones(n_firms)
+    then = customer_history[step - window]
+    # a customer there at the end of step t - w has a tenure of at least w + 1 at the end of step t
+    kept = _by_firm(firm, n_firms, (pop.tenure[customers_idx] > window).astype(np.float64))
+    survival = np.where(then > 0, np.minimum(kept / np.maximum(then, 1.0), 1.0), 1.0)
+    return survival ** (steps_per_year / window)
 
 
 def customer_lifetime_value(margin: np.ndarray, retention: np.ndarray, discount: float) -> np.ndarray:

@@ -130,7 +130,6 @@ class LoyaltyModel(mesa.Model):
         self._segment_exit = np.array([s.category_exit_per_year for s in scenario.segments])
         self.ledger = Ledger(self.n_steps, len(self.firm_names), self.rates.step_years, market.discount_rate)
         self.metrics = Metrics(self.n_steps, len(self.firm_names))
-        self._retention = np.ones((self.n_steps + 1, len(self.firm_names)))
         self._publish_offers(0)
         self._initialise_customers()
         self._record(0, StepFlows.empty(len(self.firm_names)))
@@ -215,7 +214,7 @@ class LoyaltyModel(mesa.Model):
             return
         firm = pop.firm[idx].astype(np.intp)
         mean_steps = market.initial_tenure_days / self.step_days
-        tenure = rng.geometric(1.0 / (1.0 + mean_steps), idx.size) - 1 if mean_steps > 0 else np.zeros(idx.size, dtype=np.int64)
+        tenure = rng.geometric(1.0 / max(mean_steps, 1.0), idx.size)  # at least one step: they are customers already
         pop.tenure[idx] = np.minimum(tenure, np.iinfo(np.int32).max)
         years = pop.tenure[idx] * self.step_days / DAYS_PER_YEAR
         b = self.config.behaviour
@@ -258,9 +257,12 @@ class LoyaltyModel(mesa.Model):
         pop.points[idx] = 0.0
         pop.stamps[idx] = 0.0
         pop.annual_spend[idx] = 0.0
-        pop.tier[idx] = 0
+        pop.tier[idx] = self.offers.tier_of(firm, pop.annual_spend[idx])
         pop.member[idx] = False
         pop.held_by[idx] = HELD["none"]
+        pop.switching_cost[idx] = 0.0
+        pop.repurchase[idx] = 0.0
+        pop.recommend[idx] = rules.recommend_score(pop.satisfaction_avg[idx], pop.trust[idx], pop.attachment[idx], b)
         pop.value_to_date[idx] = 0.0
 
     def _end_relationship(self, idx: np.ndarray) -> None:
@@ -306,16 +308,18 @@ class LoyaltyModel(mesa.Model):
         """Utility a customer would give up by leaving its firm.
 
         Money at stake (points at their value to the customer, punch-card progress,
-        learning cost, ecosystem value growing with tenure, contract exit fee) is spread
+        learning cost, ecosystem value growing with tenure, the exit fee for the part of the
+        current contract period still to run) is spread
         over the decision horizon's spend, plus a psychological cost."""
         pop, o, choice = self.population, self.offers, self.config.behaviour.choice
         purchase_value = pop.basket[idx] * o.price[firm]
+        tenure_days = pop.tenure[idx] * self.step_days
         money = (
             pop.points[idx] * o.customer_point_value[firm] * o.rewards_active[firm]
             + np.where(o.punch_stamps[firm] > 0, pop.stamps[idx] / np.maximum(o.punch_stamps[firm], 1.0), 0.0) * purchase_value
             + o.learning_cost[firm]
-            + o.ecosystem_per_year[firm] * pop.tenure[idx] * self.step_days / DAYS_PER_YEAR
-            + o.exit_fee[firm]
+            + o.ecosystem_per_year[firm] * tenure_days / DAYS_PER_YEAR
+            + o.exit_fee[firm] * rules.contract_remaining(tenure_days, o.contract_days[firm])
         )
         horizon_spend = pop.purchases_per_year[idx] * purchase_value * choice.decision_horizon_days / DAYS_PER_YEAR
         return (money / np.maximum(horizon_spend, 1e-9) + choice.psychological_cost).astype(F32)
@@ -388,7 +392,6 @@ class LoyaltyModel(mesa.Model):
         gross = units * o.price[firm]
         tier = pop.tier[idx].astype(np.intp)
         keep = (1.0 - o.tier_discount[firm, tier]) * (1.0 - o.volume_discount[firm, o.volume_bracket(firm, pop.annual_spend[idx])])
-        flows.repeat_buyers += np.bincount(firm[bought & (pop.tenure[idx] > 0)], minlength=o.size)
         return {
             "shock": shock,
             "failed": failed,
@@ -437,7 +440,7 @@ class LoyaltyModel(mesa.Model):
         pop.stamps[idx] = np.where(o.punch_stamps[firm] > 0, stamps - free * o.punch_stamps[firm], 0.0)
         purchase_value = purchase["gross"] / np.maximum(purchase["occasions"], 1e-12)
         purchase["reward_cost"] = purchase["discount"] + redeemed * o.point_value[firm] + earned * o.coalition_fee[firm] + free * purchase_value
-        pop.annual_spend[idx] = pop.annual_spend[idx] * self.rates.spend_decay + spend
+        pop.annual_spend[idx] = pop.annual_spend[idx] * self.rates.spend_decay + spend * self.rates.spend_weight
         pop.tier[idx] = o.tier_of(firm, pop.annual_spend[idx])
 
     def _community(self, t: int, c: _Customers) -> None:
@@ -504,7 +507,7 @@ class LoyaltyModel(mesa.Model):
             + word[rows, firm]
         )
         utility[rows, firm] = np.where(o.active[firm], stay, -np.inf)
-        probabilities = rules.choice_probabilities(utility, b.choice.outside_value, b.choice.scale)
+        probabilities = rules.choice_probabilities(utility, b.choice.outside_value - switching, b.choice.scale)
         exit_p = rules.per_step(self._segment_exit[pop.segment[idx]], self.rates.step_years)
         search_p = rules.search_probability(pop.satisfaction_avg[idx], pop.inertia[idx], b, self.rates)
         bad_news = np.maximum(-pop.buzz[idx, firm], 0)
@@ -524,24 +527,32 @@ class LoyaltyModel(mesa.Model):
         chosen[searching] = rules.draw_choice(d.probabilities[searching], rng)
         moved = ~exits & (chosen != firm)
         to_rival = moved & (chosen < n_firms)
-        to_nothing = moved & (chosen == n_firms)
-        # why movers left: dissatisfaction, or the term that favoured where they went
-        price_term, reward_term, _ = self._decompose(d, np.minimum(chosen, n_firms - 1))
+        leavers = exits | moved
+        # why they left: no firm's doing (left the category), dissatisfaction, or the term
+        # that most favoured the rival they chose (for leaving the category: its value)
+        price_term, reward_term, _ = self._decompose(d, np.where(to_rival, chosen, firm))
         dissatisfied = pop.satisfaction_avg[d.idx] < b.satisfaction.generally_satisfied
         reason = np.select(
-            [exits, dissatisfied, (price_term < 0) & (price_term <= reward_term), reward_term < 0],
+            [exits, dissatisfied, to_rival & (price_term < 0) & (price_term <= reward_term), to_rival & (reward_term < 0)],
             ["left_category", "dissatisfied", "price", "rewards"],
             "value",
         )
         for name in flows.churn:
-            flows.churn[name] += np.bincount(firm[(exits | to_nothing) & (reason == name)], minlength=n_firms)
+            flows.churn[name] += np.bincount(firm[leavers & (reason == name)], minlength=n_firms)
         flows.lost_to_rivals += np.bincount(firm[to_rival], minlength=n_firms)
         flows.won_from_rivals += np.bincount(chosen[to_rival], minlength=n_firms)
-        self._end_relationship(d.idx[exits | to_nothing])
+        self._end_relationship(d.idx[exits | (moved & ~to_rival)])
         if to_rival.any():
             movers, target = d.idx[to_rival], chosen[to_rival]
             self._start_relationship(movers, target)
-        return ~exits & ~moved, searching
+            self._settle_newcomers(movers, target)
+        return ~leavers, searching
+
+    def _settle_newcomers(self, idx: np.ndarray, firm: np.ndarray) -> None:
+        """Give customers who joined ``firm`` during switching their decision terms at the new firm."""
+        own = self._values[idx, firm] + self._tenure_value(idx, firm)
+        everyone = np.ones(idx.size, dtype=bool)
+        self._classify(self._evaluate(idx, firm, own), everyone, ~everyone)
 
     def _classify(self, d: _Decision, stayed: np.ndarray, searched: np.ndarray) -> None:
         """Loyalty type of each customer who stays: the term of its decision that holds it.
@@ -629,26 +640,11 @@ class LoyaltyModel(mesa.Model):
         self._record(t, flows)
 
     def _record(self, t: int, flows: StepFlows) -> None:
-        start = max(0, t - int(round(self.steps_per_year)) + 1)
         values = compute(
             t, self.population, flows, self.ledger, self.offers, self.config.behaviour,
-            self._retention_mean(flows, t, start), self.steps_per_year, self.rates.discount_per_step,
+            self.metrics.table, self.steps_per_year, self.rates.discount_per_step,
         )
         self.metrics.record(t, values)
-
-    def _retention_mean(self, flows: StepFlows, t: int, start: int) -> np.ndarray:
-        churned = sum(flows.churn.values()) + flows.lost_to_rivals
-        self._retention[t] = np.where(flows.start_customers > 0, 1.0 - churned / np.maximum(flows.start_customers, 1.0), 1.0)
-        first = max(start, 1)
-        if t < first:
-            return np.full(len(self.firm_names), 1.0 - self._mean_exit())
-        return self._retention[first : t + 1].mean(axis=0)
-
-    def _mean_exit(self) -> float:
-        pop = self.population
-        if pop.size == 0:
-            return 0.0
-        return float(rules.per_step(self._segment_exit[pop.segment], self.rates.step_years).mean())
 
     # ------------------------------------------------------------------ results
 

@@ -74,7 +74,8 @@ class Offers:
     # lock-in
     learning_cost: np.ndarray
     ecosystem_per_year: np.ndarray
-    exit_fee: np.ndarray  # 0 when the firm has no contracts
+    contract_days: np.ndarray  # 0 when the firm has no contracts
+    exit_fee: np.ndarray
     # acquisition
     marketing_per_year: np.ndarray
     cost_per_contact: np.ndarray
@@ -157,7 +158,7 @@ def build_offers(scenario: Scenario, step: int, reference_price: float) -> Offer
         recovery_rate=arr(lambda f: f.service.recovery_rate),
         log_recovery_boost=np.log(arr(lambda f: f.service.recovery_boost)),
         log_failure_penalty=np.log(arr(lambda f: f.service.failure_penalty)),
-        availability=arr(lambda f: f.service.availability),
+        availability=arr(lambda f: f.service.availability if f.active else 0.0),  # a firm out of the market sells nothing
         recovery_cost=arr(lambda f: f.service.recovery_cost),
         cost_per_purchase=arr(lambda f: f.service.cost_per_purchase),
         unit_cost=arr(lambda f: f.costs.unit_cost),
@@ -166,7 +167,7 @@ def build_offers(scenario: Scenario, step: int, reference_price: float) -> Offer
         points_rate=np.where(rewards_on, arr(lambda f: f.rewards.points_rate), 0.0),
         point_value=arr(lambda f: f.rewards.point_value),
         customer_point_value=arr(lambda f: f.rewards.point_value) * coalition,
-        coalition_fee=arr(lambda f: f.rewards.coalition.fee_per_point if f.rewards.coalition.enabled else 0.0),
+        coalition_fee=np.where(rewards_on, arr(lambda f: f.rewards.coalition.fee_per_point if f.rewards.coalition.enabled else 0.0), 0.0),
         redemption_threshold=arr(lambda f: f.rewards.redemption_threshold),
         expiry_days=arr(lambda f: f.rewards.expiry_days if f.rewards.expiry_days is not None else np.inf),
         tier_spend=np.where(tier_on, tier_spend, np.where(np.arange(tier_spend.shape[1]) == 0, 0.0, np.inf)),
@@ -176,7 +177,7 @@ def build_offers(scenario: Scenario, step: int, reference_price: float) -> Offer
         volume_spend=np.where(tier_on, volume_spend, np.where(np.arange(volume_spend.shape[1]) == 0, 0.0, np.inf)),
         volume_discount=np.where(tier_on, _pad([[v.discount for v in vs] for vs in volume], 0.0, 0.0), 0.0),
         punch_stamps=np.array([f.rewards.punch_card.stamps if f.rewards.punch_card.enabled and r else 0 for f, r in zip(firms, rewards_on)], dtype=np.float64),
-        profit_share=np.array([f.rewards.profit_sharing.share if f.rewards.profit_sharing.enabled else 0.0 for f in firms]),
+        profit_share=np.array([f.rewards.profit_sharing.share if f.rewards.profit_sharing.enabled and r else 0.0 for f, r in zip(firms, rewards_on)]),
         profit_share_steps=np.array([max(1, round(f.rewards.profit_sharing.period_days / step_days)) for f in firms], dtype=np.int64),
         community=np.array([f.community.enabled for f in firms], dtype=bool),
         join_per_year=arr(lambda f: f.community.join_per_year),
@@ -189,6 +190,7 @@ def build_offers(scenario: Scenario, step: int, reference_price: float) -> Offer
         events_cost_per_year=arr(lambda f: f.community.events_per_year * f.community.event_cost if f.community.enabled else 0.0),
         learning_cost=arr(lambda f: f.lock_in.learning_cost),
         ecosystem_per_year=arr(lambda f: f.lock_in.ecosystem_per_year),
+        contract_days=arr(lambda f: f.lock_in.contract_days),
         exit_fee=arr(lambda f: f.lock_in.exit_fee if f.lock_in.contract_days > 0 else 0.0),
         marketing_per_year=arr(lambda f: f.acquisition.budget_per_year),
         cost_per_contact=arr(lambda f: f.acquisition.cost_per_contact),

@@ -35,6 +35,7 @@ class StepRates:
     trust_gain: float
     trust_loss: float
     spend_decay: float
+    spend_weight: float  # makes the decayed spend sum an unbiased annual spend
     buzz_decay: float
     discount_per_step: float
 
@@ -49,6 +50,7 @@ class StepRates:
             trust_gain=float(per_step(behaviour.trust.gain_per_year, years)),
             trust_loss=float(per_step(behaviour.trust.loss_per_year, years)),
             spend_decay=float(np.exp(-years)),
+            spend_weight=float(-np.expm1(-years) / years),
             buzz_decay=float(np.exp(-step_days / behaviour.word_of_mouth.memory_days)),
             discount_per_step=float((1.0 + discount_rate) ** years - 1.0),
         )
@@ -128,6 +130,13 @@ def purchase_shock(
     return shock.astype(F32), ~stockout, unrecovered, recovered
 
 
+def contract_remaining(tenure_days: np.ndarray, contract_days: np.ndarray) -> np.ndarray:
+    """Share of the current contract period still to run (contracts renew automatically);
+    0 where the firm has no contracts. The exit fee is charged in this proportion."""
+    length = np.maximum(contract_days, 1e-9)
+    return np.where(contract_days > 0, 1.0 - np.mod(tenure_days, length) / length, 0.0)
+
+
 # --------------------------------------------------------------------------- satisfaction and expectation (s.3)
 
 
@@ -188,11 +197,13 @@ def search_probability(satisfaction_avg: np.ndarray, inertia: np.ndarray, behavi
     return (per * (1.0 - inertia)).astype(F32)
 
 
-def choice_probabilities(utility: np.ndarray, outside_value: float, scale: float) -> np.ndarray:
+def choice_probabilities(utility: np.ndarray, outside_value: float | np.ndarray, scale: float) -> np.ndarray:
     """Multinomial logit over firms and the outside option (last column).
 
-    ``utility`` is (M, F) with -inf for firms a person cannot buy from."""
-    full = np.concatenate([utility, np.full((utility.shape[0], 1), outside_value, dtype=utility.dtype)], axis=1) / scale
+    ``utility`` is (M, F) with -inf for firms a person cannot buy from; ``outside_value``
+    is the utility of buying from no firm (one value, or one per row)."""
+    outside = np.broadcast_to(np.asarray(outside_value, dtype=utility.dtype), (utility.shape[0],))[:, None]
+    full = np.concatenate([utility, outside], axis=1) / scale
     full -= full.max(axis=1, keepdims=True)
     np.exp(full, out=full)
     full /= full.sum(axis=1, keepdims=True)

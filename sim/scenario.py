@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 #: Keys a timeline event may change (the market's size, clock and customers are fixed for a run).
 TIMELINE_ROOTS = ("firms.", "behaviour.")
+MAX_FIRMS = 100  # firm indices are stored in one signed byte per customer
+MAX_SEGMENTS = 255  # segment indices in one unsigned byte
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
@@ -339,7 +341,6 @@ class Tier(Section):
     min_annual_spend: float = P(0.0, "money/year", "annual spend needed to hold the tier", ge=0)
     discount: float = P(0.0, "fraction", "price discount for holders", ge=0, lt=1)
     points_multiplier: float = P(1.0, "ratio", "points earned relative to the base rate", ge=0, le=100)
-    service_boost: float = P(1.0, "ratio", "service quality for holders relative to the firm's", gt=0, le=10)
 
 
 class PunchCard(Section):
@@ -375,7 +376,7 @@ class VolumeDiscount(Section):
 class Rewards(Section):
     """Rewards: points, tiers, punch card, coalition, profit sharing, volume discounts."""
 
-    enabled: bool = P(False, "-", "run a points programme (tiers, punch card etc. have their own switches)")
+    enabled: bool = P(False, "-", "run the rewards programme: points and everything configured below it (tiers, volume discounts, and the punch card, coalition and profit sharing when switched on)")
     start_step: int = P(0, "step", "step from which the programme runs", ge=0)
     end_step: int | None = P(None, "step", "step at which the programme ends (null: never)", ge=0)
     points_rate: float = P(0.05, "points/money", "points earned per unit of money spent", ge=0, le=1000)
@@ -418,8 +419,8 @@ class LockIn(Section):
 
     learning_cost: float = P(0.0, "money", "one-off cost to a customer of learning another firm's product", ge=0)
     ecosystem_per_year: float = P(0.0, "money/year of tenure", "value a customer would lose per year of tenure by leaving (apps, accessories)", ge=0)
-    contract_days: float = P(0.0, "days", "length of a contract (0: no contract)", ge=0, le=36500)
-    exit_fee: float = P(0.0, "money", "fee for leaving during a contract", ge=0)
+    contract_days: float = P(0.0, "days", "length of a contract, renewed automatically (0: no contracts)", ge=0, le=36500)
+    exit_fee: float = P(0.0, "money", "fee for leaving, pro-rated to the part of the contract period still to run", ge=0)
 
 
 class Acquisition(Section):
@@ -470,8 +471,8 @@ class Scenario(Section):
     description: str = P("", "-", "what the scenario shows")
     market: Market = Market()
     behaviour: Behaviour = Behaviour()
-    segments: list[Segment] = P([Segment()], "-", "customer segments; shares sum to 1", min_length=1)
-    firms: dict[Name, Firm] = P({"focal": Firm(role="focal")}, "-", "firms by name: one focal firm and any competitors", min_length=1)
+    segments: list[Segment] = P([Segment()], "-", "customer segments; shares sum to 1", min_length=1, max_length=MAX_SEGMENTS)
+    firms: dict[Name, Firm] = P({"focal": Firm(role="focal")}, "-", "firms by name: one focal firm and any competitors", min_length=1, max_length=MAX_FIRMS)
     timeline: list[Event] = P([], "-", "changes that take effect during the run")
 
     @model_validator(mode="after")

@@ -1,0 +1,307 @@
+"""Unit tests of the pure behaviour rules in sim.rules (no model, no randomness unless seeded)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from sim import rules
+from sim.offers import build_offers
+from sim.scenario import Behaviour
+
+from conftest import make_scenario
+
+BEHAVIOUR = Behaviour()
+MONTH = rules.StepRates.of(BEHAVIOUR, 30.0, 0.10)
+YEAR = rules.StepRates.of(BEHAVIOUR, 365.0, 0.10)
+CURVE = np.array(BEHAVIOUR.search.curve)
+
+
+def f32(*values) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- per_step and rates
+
+
+def test_per_step_is_the_chance_of_at_least_one_event():
+    assert rules.per_step(0.0, 1.0) == 0.0
+    assert rules.per_step(1.0, 1.0) == pytest.approx(1 - np.exp(-1.0))
+    assert rules.per_step(2.0, 0.5) == pytest.approx(1 - np.exp(-1.0))
+    rates = np.array([0.0, 0.5, 1.0, 5.0, 50.0])
+    p = rules.per_step(rates, 1 / 12)
+    assert np.all(np.diff(p) > 0) and np.all((p >= 0) & (p < 1))
+
+
+def test_per_step_composes_over_steps():
+    """Twelve monthly steps carry the same chance as one yearly step."""
+    monthly = rules.per_step(0.8, 1 / 12)
+    assert 1 - (1 - monthly) ** 12 == pytest.approx(rules.per_step(0.8, 1.0))
+
+
+def test_step_rates_scale_with_the_step_length():
+    assert MONTH.step_years == pytest.approx(30 / 365)
+    assert 0 < MONTH.trust_gain < YEAR.trust_gain < 1
+    assert 0 < MONTH.satisfaction_weight < YEAR.satisfaction_weight <= 1
+    assert MONTH.buzz_decay > YEAR.buzz_decay
+    assert (1 + MONTH.discount_per_step) ** (365 / 30) == pytest.approx(1.10)
+
+
+# --------------------------------------------------------------------------- satisfaction and expectation
+
+
+def test_satisfaction_is_perceived_over_expected():
+    c = rules.satisfaction(f32(1.0, 1.2, 0.9), f32(1.0, 1.0, 1.0))
+    np.testing.assert_allclose(c, [1.0, 1.2, 0.9], rtol=1e-6)
+
+
+def test_satisfaction_falls_when_expectation_rises_at_equal_perceived_value():
+    perceived = np.full(5, 1.1, dtype=np.float32)
+    expectation = f32(0.8, 0.9, 1.0, 1.2, 1.5)
+    c = rules.satisfaction(perceived, expectation)
+    assert np.all(np.diff(c) < 0)
+    # and rises with perception at equal expectation
+    assert np.all(np.diff(rules.satisfaction(f32(0.8, 1.0, 1.2), np.ones(3, np.float32))) > 0)
+
+
+def test_satisfaction_levels_follow_the_thresholds():
+    s = BEHAVIOUR.satisfaction
+    c = f32(0.5, s.generally_satisfied - 0.01, s.generally_satisfied, s.fairly_satisfied + 0.01, s.highly_satisfied, 3.0)
+    np.testing.assert_array_equal(rules.satisfaction_level(c, BEHAVIOUR), [0, 0, 1, 2, 3, 3])
+
+
+def test_expectation_moves_toward_experience_and_promise():
+    a = f32(1.0, 1.0, 1.0)
+    up = rules.update_expectation(a, f32(1.3, 1.0, 1.3), f32(1.0, 1.3, 1.3), MONTH)
+    assert up[0] > 1.0 and up[1] > 1.0 and up[2] > max(up[0], up[1])
+    assert np.all(up < 1.3)  # partial adjustment within one month
+    down = rules.update_expectation(a, f32(0.7), f32(0.7), MONTH)
+    assert down[0] < 1.0
+    # a fixed point: perceived == promised == expectation
+    np.testing.assert_allclose(rules.update_expectation(f32(1.1), f32(1.1), f32(1.1), MONTH), [1.1], rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- trust and attachment
+
+
+def test_update_trust_grows_when_met_and_decays_when_not():
+    trust = f32(0.5, 0.5, 0.5, 0.5)
+    met = BEHAVIOUR.trust.met_threshold
+    c = f32(met + 0.1, met, met - 0.01, 0.5)
+    new = rules.update_trust(trust, c, np.zeros(4, bool), BEHAVIOUR, MONTH)
+    assert new[0] > 0.5 and new[1] > 0.5
+    assert new[2] < 0.5 and new[3] < 0.5
+    assert new[0] == pytest.approx(0.5 + MONTH.trust_gain * 0.5, rel=1e-5)
+    assert new[2] == pytest.approx(0.5 * (1 - MONTH.trust_loss), rel=1e-5)
+
+
+def test_update_trust_loses_a_share_at_an_unrecovered_failure():
+    trust = f32(0.8, 0.8)
+    c = f32(1.2, 1.2)
+    new = rules.update_trust(trust, c, np.array([False, True]), BEHAVIOUR, MONTH)
+    assert new[1] == pytest.approx(new[0] * (1 - BEHAVIOUR.trust.failure_loss), rel=1e-5)
+    assert new[1] < 0.8 < new[0]  # a failure outweighs a month of met expectations
+
+
+def test_trust_approaches_one_but_stays_in_unit_interval():
+    trust = f32(0.0, 0.3, 1.0)
+    for _ in range(200):
+        trust = rules.update_trust(trust, f32(1.5, 1.5, 1.5), np.zeros(3, bool), BEHAVIOUR, MONTH)
+    assert np.all(trust <= 1.0) and np.all(trust > 0.99)
+    for _ in range(200):
+        trust = rules.update_trust(trust, f32(0.1, 0.1, 0.1), np.ones(3, bool), BEHAVIOUR, MONTH)
+    assert np.all(trust >= 0.0) and np.all(trust < 0.01)
+
+
+def test_attachment_grows_with_trust_and_community_and_decays_without():
+    a0 = f32(0.2, 0.2, 0.2, 0.2)
+    trust = f32(0.0, 1.0, 1.0, 0.0)
+    drive = f32(0.0, 0.0, 0.6, 0.0)
+    new = rules.update_attachment(a0, trust, drive, BEHAVIOUR, MONTH)
+    assert new[0] < 0.2  # no trust, no community: decay
+    assert new[1] > 0.2  # trust builds attachment
+    assert new[2] > new[1]  # the community adds to it
+    for _ in range(600):
+        a0 = rules.update_attachment(a0, trust, f32(50, 50, 50, 50), BEHAVIOUR, MONTH)
+    assert np.all((a0 >= 0) & (a0 <= 1))
+
+
+# --------------------------------------------------------------------------- search
+
+
+def test_search_probability_follows_the_curve_at_its_points_and_between():
+    rates = YEAR  # one-year steps: the per-step chance is the yearly one
+    xs, ps = CURVE.T
+    at_points = rules.search_probability(xs.astype(np.float32), np.zeros(len(xs), np.float32), BEHAVIOUR, rates)
+    np.testing.assert_allclose(at_points, ps, atol=1e-6)
+    mid = (xs[:-1] + xs[1:]) / 2
+    between = rules.search_probability(mid.astype(np.float32), np.zeros(len(mid), np.float32), BEHAVIOUR, rates)
+    np.testing.assert_allclose(between, (ps[:-1] + ps[1:]) / 2, atol=1e-5)
+
+
+def test_search_probability_is_flat_beyond_the_ends_and_non_increasing():
+    c = np.linspace(0.2, 2.0, 400).astype(np.float32)
+    p = rules.search_probability(c, np.zeros_like(c), BEHAVIOUR, YEAR)
+    assert p[0] == pytest.approx(CURVE[0, 1]) and p[-1] == pytest.approx(CURVE[-1, 1])
+    assert np.all(np.diff(p) <= 1e-7)
+    # the non-linear shape: the dissatisfied search far more than the middle zone, the delighted hardly
+    low, middle, high = rules.search_probability(f32(0.75, 1.0, 1.3), np.zeros(3, np.float32), BEHAVIOUR, YEAR)
+    assert low > 3 * middle > 3 * high
+
+
+def test_search_probability_converts_a_yearly_chance_to_the_step():
+    c = f32(0.8, 1.0)
+    yearly = rules.search_probability(c, np.zeros(2, np.float32), BEHAVIOUR, YEAR)
+    monthly = rules.search_probability(c, np.zeros(2, np.float32), BEHAVIOUR, MONTH)
+    np.testing.assert_allclose(1 - (1 - monthly) ** (365 / 30), yearly, rtol=1e-4)
+    assert np.all(monthly < yearly)
+
+
+def test_search_probability_is_damped_by_inertia():
+    c = np.full(4, 0.8, dtype=np.float32)
+    inertia = f32(0.0, 0.3, 0.9, 1.0)
+    p = rules.search_probability(c, inertia, BEHAVIOUR, MONTH)
+    np.testing.assert_allclose(p, p[0] * (1 - inertia), rtol=1e-5)
+    assert p[-1] == 0.0
+
+
+# --------------------------------------------------------------------------- choice
+
+
+def test_choice_probabilities_rows_sum_to_one_with_outside_last():
+    u = np.array([[0.0, 0.1, -0.2], [0.5, 0.5, 0.5]], dtype=np.float32)
+    p = rules.choice_probabilities(u, -0.3, 0.1)
+    assert p.shape == (2, 4)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    assert p[0, 1] > p[0, 0] > p[0, 2] > p[0, 3]
+    expected = np.exp(np.array([0.0, 0.1, -0.2, -0.3]) / 0.1)
+    np.testing.assert_allclose(p[0], expected / expected.sum(), rtol=1e-5)
+
+
+def test_choice_probabilities_respect_minus_infinity():
+    u = np.array([[-np.inf, 0.2, 0.0], [-np.inf, -np.inf, -np.inf]], dtype=np.float32)
+    p = rules.choice_probabilities(u, -0.3, 0.1)
+    assert p[0, 0] == 0.0
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(p[1], [0.0, 0.0, 0.0, 1.0])  # nothing available: leave the category
+
+
+def test_choice_probabilities_take_one_outside_value_per_row():
+    u = np.zeros((2, 2), dtype=np.float32)
+    p = rules.choice_probabilities(u, np.array([0.0, -1.0], dtype=np.float32), 0.1)
+    np.testing.assert_allclose(p[0], [1 / 3, 1 / 3, 1 / 3], rtol=1e-5)
+    assert p[1, 2] < 1e-4  # a costly exit (e.g. a switching cost on leaving) is rarely chosen
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_choice_probabilities_sharpen_as_the_scale_falls():
+    u = np.array([[0.1, 0.0]], dtype=np.float32)
+    soft = rules.choice_probabilities(u, -5.0, 1.0)
+    sharp = rules.choice_probabilities(u, -5.0, 0.01)
+    assert 0.5 < soft[0, 0] < 0.6
+    assert sharp[0, 0] > 0.999
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(1, 5)), elements=st.one_of(st.floats(-50, 50, width=32), st.just(-np.inf))),
+    st.floats(-5, 5),
+    st.floats(0.01, 10),
+)
+def test_choice_probabilities_are_a_distribution_for_any_utilities(u, outside, scale):
+    p = rules.choice_probabilities(u, outside, scale)
+    assert np.all(np.isfinite(p)) and np.all(p >= 0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(p[:, :-1][np.isneginf(u)] == 0)
+
+
+def test_draw_choice_matches_the_probabilities():
+    rng = np.random.default_rng(0)
+    p = np.tile(np.array([0.1, 0.6, 0.0, 0.3]), (40_000, 1))
+    chosen = rules.draw_choice(p, rng)
+    freq = np.bincount(chosen, minlength=4) / chosen.size
+    np.testing.assert_allclose(freq, [0.1, 0.6, 0.0, 0.3], atol=0.01)
+    assert freq[2] == 0.0
+
+
+# --------------------------------------------------------------------------- word of mouth and NPS
+
+
+def test_recommend_score_is_monotone_in_satisfaction_trust_and_attachment():
+    c = np.linspace(0.5, 1.6, 200).astype(np.float32)
+    half = np.full_like(c, 0.5)
+    zero = np.zeros_like(c)
+    score = rules.recommend_score(c, half, zero, BEHAVIOUR)
+    assert np.all(np.diff(score.astype(int)) >= 0)
+    assert score[0] <= 2 and score[-1] == 10  # detractor when very dissatisfied, promoter when delighted
+    assert score.min() >= 0 and score.max() <= 10
+    by_trust = rules.recommend_score(f32(1, 1, 1), f32(0, 0.5, 1), f32(0, 0, 0), BEHAVIOUR)
+    by_attachment = rules.recommend_score(f32(1, 1, 1), f32(0.5, 0.5, 0.5), f32(0, 0.5, 1), BEHAVIOUR)
+    assert np.all(np.diff(by_trust.astype(int)) >= 0) and by_trust[2] > by_trust[0]
+    assert np.all(np.diff(by_attachment.astype(int)) >= 0) and by_attachment[2] > by_attachment[0]
+
+
+def test_spread_word_of_mouth_reaches_ties_at_the_given_rate():
+    rng = np.random.default_rng(1)
+    n, degree = 1000, 6
+    ties = rng.integers(0, n, size=(n, degree)).astype(np.int32)
+    speakers = np.arange(0, n, 2)
+    rates = np.where(speakers < 500, 3.0, 0.0)
+    who, listener = rules.spread_word_of_mouth(speakers, rates, ties, rng)
+    assert who.size == listener.size
+    assert set(np.unique(who)) <= set(speakers[speakers < 500].tolist())  # rate 0 says nothing
+    assert who.size / 250 == pytest.approx(3.0, rel=0.1)
+    assert all(listener[k] in ties[who[k]] for k in range(who.size))
+    none_who, none_listener = rules.spread_word_of_mouth(speakers, rates, np.zeros((n, 0), np.int32), rng)
+    assert none_who.size == 0 and none_listener.size == 0
+
+
+# --------------------------------------------------------------------------- perceived value and purchases
+
+
+def _offers(**firms):
+    scenario = make_scenario(firms=firms)
+    return build_offers(scenario, 1, 10.0)
+
+
+def test_offer_values_rise_with_quality_and_fall_with_price():
+    offers = _offers(focal={"product": {"quality": 1.2}, "price": {"list": 10.0}}, rival={"price": {"list": 12.0}})
+    terms = np.zeros((1, 2), dtype=np.float32)
+    traits = np.array([[1.0, 1.0, -1.0], [0.0, 1.0, -2.0]], dtype=np.float32)  # quality, service, -price sensitivity
+    v = rules.offer_values(traits, np.zeros(2, np.intp), offers, terms)
+    assert v[0, 0] == pytest.approx(np.log(1.2), rel=1e-5)  # quality-sensitive: focal's quality counts
+    assert v[0, 1] == pytest.approx(-np.log(1.2), rel=1e-5)  # the rival's higher price costs value
+    assert v[1, 0] == pytest.approx(0.0, abs=1e-6)  # quality-blind customer
+    assert v[1, 1] == pytest.approx(-2 * np.log(1.2), rel=1e-5)  # twice as price-sensitive
+
+
+def test_tenure_value_grows_with_personalisation_learning():
+    offers = _offers(focal={"product": {"personalisation": 0.2, "personalisation_days": 180}})
+    econ = make_scenario().market.loyalty_economics
+    firm = np.zeros(4, np.intp)
+    days = np.array([0.0, 90.0, 180.0, 720.0])
+    v = rules.tenure_value(firm, days, np.ones(4, np.float32), np.zeros(4, np.float32), offers, econ)
+    assert v[0] == 0.0 and 0 < v[1] < v[2] == v[3]
+    assert v[2] == pytest.approx(np.log1p(0.2), rel=1e-5)
+
+
+def test_purchase_shock_books_stockouts_failures_and_recoveries():
+    rng = np.random.default_rng(0)
+    firm = np.repeat(np.arange(2), 5000)
+    offers = _offers(
+        focal={"service": {"availability": 0.8, "failure_rate": 0.0}},
+        rival={"service": {"failure_rate": 0.5, "recovery_rate": 0.4, "failure_penalty": 0.5, "recovery_boost": 1.1}},
+    )
+    shock, bought, unrecovered, recovered = rules.purchase_shock(firm, offers, 0.0, rng)
+    focal, rival = firm == 0, firm == 1
+    assert (~bought[focal]).mean() == pytest.approx(0.2, abs=0.02)
+    np.testing.assert_array_equal(unrecovered[focal], ~bought[focal])  # a stock-out is a failed purchase
+    assert bought[rival].all()
+    assert unrecovered[rival].mean() == pytest.approx(0.5 * 0.6, abs=0.03)
+    assert recovered[rival].mean() == pytest.approx(0.5 * 0.4, abs=0.03)
+    np.testing.assert_allclose(shock[rival & unrecovered], np.log(0.5), rtol=1e-5)
+    np.testing.assert_allclose(shock[rival & recovered], np.log(1.1), rtol=1e-5)
+    assert np.all(shock[rival & ~unrecovered & ~recovered] == 0)
