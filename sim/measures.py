@@ -38,6 +38,7 @@ COLUMNS = (
     *(f"stickiness_{band}" for band, _ in STICKINESS),
     "members", "points_outstanding", "word_of_mouth_positive", "word_of_mouth_negative",
     *ACCOUNTS, "profit", "cumulative_profit", "npv", "margin_per_customer", "clv", "customer_equity",
+    "cost_per_acquisition", "retention_cost_per_customer",
 )
 
 
@@ -188,6 +189,12 @@ def compute(
     recent_retention = (history["retention_rate"][first:step].sum(axis=0) + retention) / (step - first + 1) if step >= 1 else retention
     out["clv"] = customer_lifetime_value(out["margin_per_customer"], recent_retention, discount_per_step)
     out["customer_equity"] = out["clv"] * count
+    # what winning a customer costs against what keeping one costs (the seed: about 5 to 1)
+    won = flows.acquired_prospects + flows.won_from_rivals
+    out["cost_per_acquisition"] = np.where(won > 0, out["acquisition_cost"] / np.maximum(won, 1.0), 0.0)
+    kept = np.maximum(start - churn_total, 0.0)
+    keeping = out["reward_cost"] + out["community_cost"]
+    out["retention_cost_per_customer"] = np.where(kept > 0, keeping / np.maximum(kept, 1.0), 0.0)
     return out
 
 

@@ -29,7 +29,7 @@ class Offers:
     price: np.ndarray  # list price after the across-the-board discount
     log_price: np.ndarray  # log(price / reference price)
     log_quality: np.ndarray
-    log_service: np.ndarray
+    log_service: np.ndarray  # log(service quality * staff): service and personnel value
     log_brand: np.ndarray
     log_time_cost: np.ndarray  # -log(speed)
     log_effort_cost: np.ndarray  # -log(delivery)
@@ -146,7 +146,7 @@ def build_offers(scenario: Scenario, step: int, reference_price: float) -> Offer
         price=price,
         log_price=np.log(price / reference_price),
         log_quality=np.log(arr(lambda f: f.product.quality)),
-        log_service=np.log(arr(lambda f: f.service.quality)),
+        log_service=np.log(arr(lambda f: f.service.quality * f.service.staff)),  # service and personnel value
         log_brand=np.log(arr(lambda f: f.product.brand)),
         log_time_cost=-np.log(arr(lambda f: f.service.speed)),
         log_effort_cost=-np.log(arr(lambda f: f.service.delivery)),

@@ -78,7 +78,7 @@ def segment_value_terms(segments: list[Segment], offers: Offers) -> np.ndarray:
 def offer_values(trait_matrix: np.ndarray, segment: np.ndarray, offers: Offers, segment_terms: np.ndarray) -> np.ndarray:
     """(N, F) log perceived value of every firm's standard offer for every person.
 
-    log b = quality_sensitivity * log quality + service_sensitivity * log service
+    log b = quality_sensitivity * log quality + service_sensitivity * log(service quality * staff)
             - price_sensitivity * log(price / reference price) + segment image/convenience/risk terms.
     ``trait_matrix`` holds the columns (quality_sensitivity, service_sensitivity, -price_sensitivity).
     """

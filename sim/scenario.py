@@ -321,7 +321,8 @@ class Product(Section):
 class Service(Section):
     """Service lever: quality, failures and their recovery, convenience, availability."""
 
-    quality: float = P(1.0, "index", "service and staff quality (1 = market norm)", gt=0, le=100)
+    quality: float = P(1.0, "index", "service quality: response, complaint handling (1 = market norm)", gt=0, le=100)
+    staff: float = P(1.0, "index", "personnel value: staff training and courtesy (1 = market norm)", gt=0, le=100)
     failure_rate: float = P(0.05, "probability", "chance that a step's purchases meet a service failure", ge=0, le=1)
     recovery_rate: float = P(0.3, "probability", "chance that a failure is recovered (service recovery)", ge=0, le=1)
     recovery_boost: float = P(1.05, "ratio", "perceived value of a recovered failure relative to a normal purchase", gt=0, le=10)
