@@ -103,11 +103,20 @@ _DECISIVE = np.array([HELD["switching_cost"], HELD["price"], HELD["rewards"], HE
 class LoyaltyModel(mesa.Model):
     """A market of customers and firms playing a scenario forward, one step at a time."""
 
-    def __init__(self, scenario: Scenario, *, seed: int | None = None):
+    def __init__(self, scenario: Scenario, *, seed: int | None = None, retention_floor: np.ndarray | None = None):
+        """``retention_floor`` is the retention-effect counterfactual (MODEL.md s.10): for each
+        step t >= 1, the lowest share of its customers the focal firm keeps. When more of them
+        would leave (exits and switches alike), just enough, drawn at random, are held back, as
+        if a free retention effort saved them; everything else runs as usual. The draws come
+        from their own random stream so they do not shift the market's draws."""
         super().__init__(rng=scenario.market.seed if seed is None else seed)
         self.spec = scenario  # the scenario as given
         self.config = scenario  # the scenario in force (changes with timeline events)
         self.seed = scenario.market.seed if seed is None else seed
+        if retention_floor is not None and len(retention_floor) < scenario.market.steps + 1:
+            raise ValueError(f"retention_floor needs one value per step 0..{scenario.market.steps}")
+        self.retention_floor = None if retention_floor is None else np.clip(np.asarray(retention_floor, dtype=np.float64), 0.0, 1.0)
+        self._intervention_rng = np.random.default_rng([self.seed, 1])
         market = scenario.market
         self.n_steps = market.steps
         self.step_days = market.step_days
@@ -526,6 +535,10 @@ class LoyaltyModel(mesa.Model):
         chosen = firm.copy()
         chosen[searching] = rules.draw_choice(d.probabilities[searching], rng)
         moved = ~exits & (chosen != firm)
+        if self.retention_floor is not None:
+            held = self._hold_back(firm, exits | moved, flows)
+            exits &= ~held
+            moved &= ~held
         to_rival = moved & (chosen < n_firms)
         leavers = exits | moved
         # why they left: no firm's doing (left the category), dissatisfaction, or the term
@@ -547,6 +560,18 @@ class LoyaltyModel(mesa.Model):
             self._start_relationship(movers, target)
             self._settle_newcomers(movers, target)
         return ~leavers, searching
+
+    def _hold_back(self, firm: np.ndarray, leaving: np.ndarray, flows: StepFlows) -> np.ndarray:
+        """Which of the focal firm's leavers the retention counterfactual keeps this step."""
+        focal = self.focal_index
+        would = np.flatnonzero(leaving & (firm == focal))
+        floor = self.retention_floor[self.steps]
+        allowed = (1.0 - floor) * flows.start_customers[focal]
+        allowed = int(np.floor(allowed + self._intervention_rng.random()))  # unbiased rounding
+        held = np.zeros(firm.size, dtype=bool)
+        if would.size > allowed:
+            held[self._intervention_rng.choice(would, size=would.size - allowed, replace=False)] = True
+        return held
 
     def _settle_newcomers(self, idx: np.ndarray, firm: np.ndarray) -> None:
         """Give customers who joined ``firm`` during switching their decision terms at the new firm."""

@@ -1,0 +1,686 @@
+"""Experiments: replications, strategy comparisons, sweeps and the retention effect.
+
+Every experiment is a list of runs (:class:`RunSpec`): a scenario, a seed, and the
+labels that say which variant, replication and parameter values it is. Runs go to an
+executor (in-process, local worker processes, or a Dask cluster) and come back in any
+order; each run's metrics are written to ``runs/<run_id>.csv`` as soon as it arrives,
+so memory stays bounded. Tables and intervals are then computed by reading those files
+in run order, which makes the results byte-identical whatever the executor and the
+number of workers.
+
+Replication ``r`` uses the same seed in every variant of an experiment (common random
+numbers), so differences between variants come from strategy, not luck. Seeds are
+spawned from the scenario's seed with numpy's ``SeedSequence``.
+
+Folder layout (``results/<name>/<experiment-id>/``)::
+
+    experiment.json   kind, variants, seeds, parameters, versions, scenario hashes
+    scenarios/        the resolved scenario of each variant
+    runs/             one metrics table per run
+    metrics.csv       every run's metrics, one row per run, step and firm
+    runs.csv          one row per run and firm: the run's outcomes
+    summary.csv       per variant (and parameter point) and firm: mean and 95% interval of each outcome
+    bands.csv         per variant, firm and step: mean and 95% interval of the key measures over time
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from sim import __version__
+from sim.scenario import Scenario, set_key_path
+
+#: Per-run outcomes (one value per run and firm) and how each is read off the metrics table.
+OUTCOMES = (
+    "customers",
+    "market_share",
+    "profit_last_year",
+    "cumulative_profit",
+    "npv",
+    "retention_rate_annual",
+    "retention_rate_run",
+    "repeat_purchase_rate",
+    "satisfaction_avg_mean",
+    "nps",
+    "clv",
+    "customer_equity",
+    "share_monopoly",
+    "share_inertia",
+    "share_price",
+    "share_incentive",
+    "share_trust",
+    "share_none",
+)
+#: Measures whose mean path over time (with its interval) is kept for charts.
+BAND_MEASURES = (
+    "customers",
+    "acquisitions",
+    "churned",
+    "profit",
+    "cumulative_profit",
+    "retention_rate",
+    "satisfaction_avg_mean",
+    "nps",
+    "share_dissatisfied",
+    "share_generally_satisfied",
+    "share_fairly_satisfied",
+    "share_highly_satisfied",
+    "share_monopoly",
+    "share_inertia",
+    "share_price",
+    "share_incentive",
+    "share_trust",
+    "share_none",
+)
+ID_COLUMNS = ("run_id", "variant", "replication", "seed")
+CONFIDENCE = 0.95
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of an experiment."""
+
+    run_id: str
+    variant: str
+    replication: int
+    seed: int
+    scenario: Scenario
+    params: tuple[tuple[str, Any], ...] = ()
+    retention_floor: tuple[float, ...] | None = None  # the retention-effect counterfactual
+
+
+def replication_seeds(base_seed: int, replications: int) -> list[int]:
+    """Independent seeds for ``replications`` runs, spawned from ``base_seed``."""
+    children = np.random.SeedSequence(base_seed).spawn(replications)
+    return [int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for child in children]
+
+
+def execute(spec: RunSpec) -> tuple[str, pd.DataFrame]:
+    """Run one spec to the end and return its metrics with the run's labels as columns."""
+    from sim.model import LoyaltyModel
+
+    floor = None if spec.retention_floor is None else np.array(spec.retention_floor)
+    model = LoyaltyModel(spec.scenario, seed=spec.seed, retention_floor=floor)
+    model.run()
+    metrics = model.metrics_frame()
+    labels = {"run_id": spec.run_id, "variant": spec.variant, "replication": spec.replication, "seed": spec.seed, **dict(spec.params)}
+    for position, (name, value) in enumerate(labels.items()):
+        metrics.insert(position, name, value)
+    return spec.run_id, metrics
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class Executor:
+    """Runs specs and yields (run_id, metrics) as they finish, in any order."""
+
+    workers = 1
+
+    def map(self, specs: Sequence[RunSpec]) -> Iterator[tuple[str, pd.DataFrame]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SerialExecutor(Executor):
+    """Runs in this process, one after another."""
+
+    def map(self, specs):
+        for spec in specs:
+            yield execute(spec)
+
+
+class ProcessExecutor(Executor):
+    """Local worker processes (``jobs`` of them)."""
+
+    def __init__(self, jobs: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers = jobs
+        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+
+    def map(self, specs):
+        from concurrent.futures import as_completed
+
+        futures = [self._pool.submit(execute, spec) for spec in specs]
+        for future in as_completed(futures):
+            yield future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+class DaskExecutor(Executor):
+    """An existing Dask cluster, reached through its scheduler address (needs the `dask` extra)."""
+
+    def __init__(self, address: str):
+        try:
+            from distributed import Client
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ExperimentError("running on a Dask cluster needs the dask extra: pip install 'loyalty-sim[dask]'") from exc
+        try:
+            self._client = Client(address, timeout="10s")
+        except OSError as exc:
+            raise ExperimentError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        self.workers = max(1, sum(self._client.nthreads().values()))
+
+    def map(self, specs):
+        from distributed import as_completed
+
+        futures = self._client.map(execute, list(specs), pure=False)
+        for future in as_completed(futures):
+            yield future.result()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def make_executor(jobs: int = 1, scheduler: str | None = None) -> Executor:
+    if scheduler:
+        return DaskExecutor(scheduler)
+    if jobs <= 1:
+        return SerialExecutor()
+    return ProcessExecutor(jobs)
+
+
+class ExperimentError(Exception):
+    """A user-facing problem with an experiment (bad grid, unreachable scheduler ...)."""
+
+
+# --------------------------------------------------------------------------- outcomes and intervals
+
+
+def run_outcomes(metrics: pd.DataFrame, steps_per_year: float) -> pd.DataFrame:
+    """One row per firm of a run's metrics: the outcomes of :data:`OUTCOMES`."""
+    last = int(metrics["step"].max())
+    window = max(1, int(round(steps_per_year)))
+    rows = []
+    for firm, own in metrics.groupby("firm", sort=False):
+        own = own.sort_values("step")
+        end = own.iloc[-1]
+        recent = own[own["step"] > max(0, last - window)]
+        stepped = own[own["step"] >= 1]
+        row = {c: end[c] for c in own.columns[: own.columns.get_loc("step")]}  # run id, variant, replication, seed, parameters
+        row["firm"] = firm
+        row["customers"] = end["customers"]
+        row["market_share"] = end["market_share"]
+        row["profit_last_year"] = recent["profit"].sum()
+        row["cumulative_profit"] = end["cumulative_profit"]
+        row["npv"] = end["npv"]
+        row["retention_rate_annual"] = recent["retention_rate"].mean() ** steps_per_year if len(recent) else 1.0
+        row["retention_rate_run"] = stepped["retention_rate"].mean() ** steps_per_year if len(stepped) else 1.0
+        for name in ("repeat_purchase_rate", "satisfaction_avg_mean", "nps", "clv", "customer_equity"):
+            row[name] = end[name]
+        for name in OUTCOMES:
+            if name.startswith("share_"):
+                row[name] = end[name]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and the 95% confidence interval of the mean (Student's t)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    n = values.size
+    mean = float(values.mean()) if n else float("nan")
+    if n < 2:
+        return mean, mean, mean
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def summarise(runs: pd.DataFrame, by: Sequence[str], outcomes: Sequence[str] = OUTCOMES) -> pd.DataFrame:
+    """Per group: n, and mean / ci_low / ci_high of each outcome."""
+    rows = []
+    for key, group in runs.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        row["n"] = len(group)
+        for name in outcomes:
+            mean, low, high = interval(group[name].to_numpy())
+            row[f"{name}_mean"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = mean, low, high
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- the experiment folder
+
+
+@dataclass
+class ExperimentResult:
+    """What an experiment produced: its folder and its tables (pandas)."""
+
+    folder: Path
+    kind: str
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def metrics(self) -> pd.DataFrame:
+        """Every run's per-step metrics (read from disk)."""
+        return pd.read_csv(self.folder / "metrics.csv")
+
+    def bands(self) -> pd.DataFrame:
+        return pd.read_csv(self.folder / "bands.csv")
+
+
+def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False, float_format="%.10g")
+    os.replace(tmp, path)
+
+
+def experiment_id(kind: str, seed: int) -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{kind}-s{seed}"
+
+
+def run_experiment(
+    kind: str,
+    specs: list[RunSpec],
+    out_root: str | Path,
+    name: str,
+    *,
+    executor: Executor | None = None,
+    exp_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> tuple[Path, pd.DataFrame]:
+    """Run every spec on ``executor``, stream each run's metrics to disk, and write the
+    experiment's tables. Returns the folder and the per-run outcomes table. The folder is
+    assembled under a temporary name and renamed into place when complete; the caller
+    closes the executor."""
+    from sim.results import safe_component
+
+    executor = executor or SerialExecutor()
+    parent = Path(out_root) / safe_component(name)
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / safe_component(exp_id or experiment_id(kind, specs[0].scenario.market.seed if specs else 0))
+    if final.exists():
+        raise FileExistsError(f"results folder {final} already exists")
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=parent))
+    try:
+        (staging / "runs").mkdir()
+        (staging / "scenarios").mkdir()
+        variants: dict[str, Scenario] = {}
+        for spec in specs:
+            variants.setdefault(spec.variant, spec.scenario)
+        for variant, scenario in variants.items():
+            resolved = scenario.resolved()
+            (staging / "scenarios" / f"{safe_component(variant)}.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        done = 0
+        for run_id, metrics in executor.map(specs):
+            _atomic_csv(metrics, staging / "runs" / f"{run_id}.csv")
+            done += 1
+            if progress is not None:
+                progress(done, len(specs))
+        runs = _collect(specs, staging)
+        info = {
+            "kind": kind,
+            "name": name,
+            "package_version": __version__,
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "runs": len(specs),
+            "variants": {v: {"scenario": s.name, "sha256": s.digest()} for v, s in variants.items()},
+            "seeds": sorted({spec.seed for spec in specs}, key=[spec.seed for spec in specs].index),
+            **(meta or {}),
+        }
+        (staging / "experiment.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final, runs
+
+
+def _collect(specs: list[RunSpec], folder: Path) -> pd.DataFrame:
+    """Combine the per-run files in run order: metrics.csv, runs.csv, bands.csv."""
+    outcome_rows = []
+    bands: dict[tuple[str, str], dict[str, Any]] = {}
+    param_names = [name for name, _ in specs[0].params] if specs else []
+    with open(folder / "metrics.csv", "w", encoding="utf-8") as combined:
+        for position, spec in enumerate(specs):
+            path = folder / "runs" / f"{spec.run_id}.csv"
+            text = path.read_text(encoding="utf-8")
+            combined.write(text if position == 0 else text.split("\n", 1)[1])
+            metrics = pd.read_csv(path)
+            steps_per_year = 365.0 / spec.scenario.market.step_days
+            outcome_rows.append(run_outcomes(metrics, steps_per_year))
+            for firm, own in metrics.groupby("firm", sort=False):
+                values = own.sort_values("step")[list(BAND_MEASURES)].to_numpy(dtype=np.float64)
+                acc = bands.setdefault((spec.variant, firm), {"n": 0, "sum": np.zeros_like(values), "sq": np.zeros_like(values), "steps": own["step"].to_numpy()})
+                acc["n"] += 1
+                acc["sum"] += values
+                acc["sq"] += values**2
+    runs = pd.concat(outcome_rows, ignore_index=True)
+    _atomic_csv(runs, folder / "runs.csv")
+    _atomic_csv(summarise(runs, ["variant", *param_names, "firm"]), folder / "summary.csv")
+    _atomic_csv(_bands_frame(bands), folder / "bands.csv")
+    return runs
+
+
+def _bands_frame(bands: dict[tuple[str, str], dict[str, Any]]) -> pd.DataFrame:
+    from scipy import stats
+
+    frames = []
+    for (variant, firm), acc in bands.items():
+        n = acc["n"]
+        mean = acc["sum"] / n
+        var = np.maximum(acc["sq"] / n - mean**2, 0.0) * (n / (n - 1) if n > 1 else 0.0)
+        half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * np.sqrt(var / n) if n > 1 else np.zeros_like(mean)
+        frame = pd.DataFrame({"variant": variant, "firm": firm, "step": acc["steps"], "n": n})
+        for j, name in enumerate(BAND_MEASURES):
+            frame[f"{name}_mean"] = mean[:, j]
+            frame[f"{name}_ci_low"] = mean[:, j] - half[:, j]
+            frame[f"{name}_ci_high"] = mean[:, j] + half[:, j]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- the four experiments
+
+
+def _run_ids(n: int) -> list[str]:
+    width = max(4, len(str(n - 1)))
+    return [f"r{i:0{width}d}" for i in range(n)]
+
+
+def replicate(
+    scenario: Scenario,
+    replications: int,
+    *,
+    out: str | Path = "results",
+    jobs: int = 1,
+    scheduler: str | None = None,
+    seed: int | None = None,
+    exp_id: str | None = None,
+    progress=None,
+) -> ExperimentResult:
+    """``replications`` independent runs of one scenario: intervals on every outcome."""
+    if replications < 1:
+        raise ExperimentError("replications must be at least 1")
+    seeds = replication_seeds(scenario.market.seed if seed is None else seed, replications)
+    ids = _run_ids(replications)
+    specs = [RunSpec(ids[r], scenario.name, r, seeds[r], scenario) for r in range(replications)]
+    with make_executor(jobs, scheduler) as executor:
+        folder, runs = run_experiment(
+            "replications", specs, out, scenario.name, executor=executor, exp_id=exp_id, progress=progress,
+            meta={"base_seed": scenario.market.seed if seed is None else seed, "replications": replications},
+        )
+    return ExperimentResult(folder, "replications", runs, pd.read_csv(folder / "summary.csv"))
+
+
+def paired_differences(runs: pd.DataFrame, baseline: str, outcomes: Sequence[str] = OUTCOMES, relative: bool = False) -> pd.DataFrame:
+    """Per variant other than ``baseline`` and per firm: the mean difference from the baseline
+    (or relative uplift) of each outcome over paired replications, with its 95% interval and
+    whether the interval excludes zero."""
+    base = runs[runs["variant"] == baseline].set_index(["replication", "firm"])
+    rows = []
+    for variant, group in runs[runs["variant"] != baseline].groupby("variant", sort=False):
+        paired = group.set_index(["replication", "firm"]).join(base[list(outcomes)], rsuffix="__base", how="inner")
+        for firm, own in paired.groupby(level="firm", sort=False):
+            row = {"variant": variant, "baseline": baseline, "firm": firm, "n": len(own)}
+            for name in outcomes:
+                diff = own[name].to_numpy(dtype=float) - own[f"{name}__base"].to_numpy(dtype=float)
+                if relative:
+                    diff = diff / np.maximum(np.abs(own[f"{name}__base"].to_numpy(dtype=float)), 1e-12)
+                mean, low, high = interval(diff)
+                row[f"{name}_diff"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = mean, low, high
+                row[f"{name}_significant"] = bool(low > 0 or high < 0)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare(
+    scenarios: Sequence[tuple[str, Scenario]],
+    replications: int,
+    *,
+    out: str | Path = "results",
+    jobs: int = 1,
+    scheduler: str | None = None,
+    seed: int | None = None,
+    exp_id: str | None = None,
+    progress=None,
+) -> ExperimentResult:
+    """Two or more (label, scenario) variants run with common random numbers: replication r
+    uses the same seed in every variant. The first variant is the baseline of the differences."""
+    if len(scenarios) < 2:
+        raise ExperimentError("compare needs at least two scenarios or variants")
+    labels = [label for label, _ in scenarios]
+    if len(set(labels)) != len(labels):
+        raise ExperimentError(f"variant names must differ, got {labels}")
+    base_seed = scenarios[0][1].market.seed if seed is None else seed
+    seeds = replication_seeds(base_seed, replications)
+    ids = _run_ids(len(scenarios) * replications)
+    specs = [
+        RunSpec(ids[v * replications + r], label, r, seeds[r], scenario)
+        for v, (label, scenario) in enumerate(scenarios)
+        for r in range(replications)
+    ]
+    name = "compare-" + "-vs-".join(labels)[:48]
+    with make_executor(jobs, scheduler) as executor:
+        folder, runs = run_experiment(
+            "compare", specs, out, name, executor=executor, exp_id=exp_id, progress=progress,
+            meta={"base_seed": base_seed, "replications": replications, "baseline": labels[0]},
+        )
+    differences = paired_differences(runs, labels[0])
+    _atomic_csv(differences, folder / "differences.csv")
+    return ExperimentResult(folder, "compare", runs, pd.read_csv(folder / "summary.csv"), {"differences": differences})
+
+
+def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
+    """``KEY=START:STOP:COUNT`` (evenly spaced, both ends included) or ``KEY=V1,V2,...``."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, spec = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not spec.strip():
+            raise ExperimentError(f"--set {item!r}: expected KEY=START:STOP:COUNT or KEY=V1,V2,...")
+        if ":" in spec:
+            parts = spec.split(":")
+            try:
+                start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+                if len(parts) != 3 or count < 1:
+                    raise ValueError
+            except (ValueError, IndexError):
+                raise ExperimentError(f"--set {item!r}: a range is START:STOP:COUNT with COUNT >= 1, e.g. 0.01:0.10:10") from None
+            values = np.linspace(start, stop, count)
+            whole = float(start).is_integer() and float(stop).is_integer() and np.allclose(values, np.round(values))
+            grid[key] = [int(round(v)) if whole else float(round(v, 12)) for v in values]
+        else:
+            grid[key] = [yaml.safe_load(v) if v.strip() else None for v in spec.split(",")]
+        if key in list(grid)[:-1]:
+            raise ExperimentError(f"--set {key} is given twice")
+    if not grid:
+        raise ExperimentError("a sweep needs at least one --set KEY=... to vary")
+    return grid
+
+
+def _with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
+    """The scenario with dotted keys changed, validated again (errors name the key)."""
+    from sim.api import scenario_from_dict
+    from sim.loader import ScenarioError
+
+    data = scenario.model_dump(mode="python")
+    try:
+        for key, value in overrides.items():
+            set_key_path(data, key, value)
+    except KeyError as exc:
+        raise ExperimentError(str(exc.args[0])) from None
+    try:
+        return scenario_from_dict(data, source=f"{scenario.name} with {overrides}")
+    except ScenarioError as exc:
+        raise ExperimentError("; ".join(f"{p.path}: {p.message}" for p in exc.problems)) from None
+
+
+def sweep(
+    scenario: Scenario,
+    grid: dict[str, list[Any]],
+    replications: int,
+    *,
+    outcome: str = "npv",
+    firm: str | None = None,
+    out: str | Path = "results",
+    jobs: int = 1,
+    scheduler: str | None = None,
+    seed: int | None = None,
+    exp_id: str | None = None,
+    progress=None,
+) -> ExperimentResult:
+    """Every combination of the ``grid`` values, ``replications`` runs each (the same seeds at
+    every point). Reports the best point by ``outcome`` for ``firm`` (default: the focal firm)."""
+    import itertools
+
+    if outcome not in OUTCOMES:
+        raise ExperimentError(f"unknown outcome {outcome!r}; choose one of {', '.join(OUTCOMES)}")
+    firm = firm or scenario.focal_firm
+    if firm not in scenario.firms:
+        raise ExperimentError(f"unknown firm {firm!r}; firms are {list(scenario.firms)}")
+    keys = list(grid)
+    points = list(itertools.product(*(grid[k] for k in keys)))
+    base_seed = scenario.market.seed if seed is None else seed
+    seeds = replication_seeds(base_seed, replications)
+    ids = _run_ids(len(points) * replications)
+    width = max(3, len(str(len(points) - 1)))
+    specs = []
+    for p, values in enumerate(points):
+        variant = f"p{p:0{width}d}"
+        varied = _with_overrides(scenario, dict(zip(keys, values)))
+        params = tuple(zip(keys, values))
+        specs += [RunSpec(ids[p * replications + r], variant, r, seeds[r], varied, params) for r in range(replications)]
+    with make_executor(jobs, scheduler) as executor:
+        folder, runs = run_experiment(
+            "sweep", specs, out, f"sweep-{scenario.name}", executor=executor, exp_id=exp_id, progress=progress,
+            meta={"base_seed": base_seed, "replications": replications, "grid": grid, "outcome": outcome, "firm": firm},
+        )
+    summary = pd.read_csv(folder / "summary.csv")
+    own = summary[summary["firm"] == firm]
+    best = own.loc[own[f"{outcome}_mean"].idxmax()]
+    best_point = {
+        "outcome": outcome,
+        "firm": firm,
+        "variant": best["variant"],
+        "parameters": {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in keys},
+        "mean": float(best[f"{outcome}_mean"]),
+        "ci_low": float(best[f"{outcome}_ci_low"]),
+        "ci_high": float(best[f"{outcome}_ci_high"]),
+        "n": int(best["n"]),
+    }
+    (folder / "best.json").write_text(json.dumps(best_point, indent=2), encoding="utf-8")
+    return ExperimentResult(folder, "sweep", runs, summary, {"best": pd.DataFrame([best_point])})
+
+
+#: Uplift outcomes of the retention effect.
+UPLIFT_OUTCOMES = ("profit_last_year", "cumulative_profit", "npv", "customer_equity")
+PUBLISHED_BAND = (0.25, 0.95)  # profit uplift from 5 points more retention, as the course reports it
+
+
+def retention_effect(
+    scenario: Scenario,
+    replications: int,
+    *,
+    gains: Sequence[float] = (0, 2.5, 5, 7.5, 10),
+    headline: float = 5.0,
+    out: str | Path = "results",
+    jobs: int = 1,
+    scheduler: str | None = None,
+    seed: int | None = None,
+    exp_id: str | None = None,
+    progress=None,
+) -> ExperimentResult:
+    """The 5%-retention-to-profit effect (MODEL.md s.10) for the focal firm.
+
+    Pass 1 runs the scenario as it is, ``replications`` times, and records the focal firm's
+    retention at every step. Pass 2 re-runs the same market with the same seeds once per
+    gain ``g`` (in retention points per year): in replication r, the focal firm's retention
+    at step t is kept at least at the baseline's, raised by g points on a yearly basis,
+    ``floor_t = min(1, r_t ** Y + g / 100) ** (1 / Y)`` with Y steps a year. Just enough of
+    its would-be defectors are held back to meet that floor; nothing else is touched. The
+    uplift in profit, cumulative profit, NPV and customer equity therefore comes from the
+    model's economics alone: more customers kept, who buy more and cost less as their tenure
+    grows, and who keep talking to their ties."""
+    gains = sorted({float(g) for g in (*gains, 0.0, headline)})
+    if any(not 0 <= g <= 100 for g in gains):
+        raise ExperimentError("retention gains must lie between 0 and 100 points")
+    base_seed = scenario.market.seed if seed is None else seed
+    seeds = replication_seeds(base_seed, replications)
+    from sim.results import safe_component
+
+    focal = scenario.focal_firm
+    per_year = 365.0 / scenario.market.step_days
+    with make_executor(jobs, scheduler) as executor:
+        # pass 1 (kept in memory: one retention path per run): the baseline
+        baseline_specs = [RunSpec(f"b{r:04d}", "baseline", r, seeds[r], scenario) for r in range(replications)]
+        paths: dict[int, np.ndarray] = {}
+        for _, metrics in executor.map(baseline_specs):
+            own = metrics[metrics["firm"] == focal].sort_values("step")
+            paths[int(own["replication"].iloc[0])] = own["retention_rate"].to_numpy(dtype=np.float64)
+
+        def floor(r: int, g: float) -> tuple[float, ...]:
+            path = paths[r]
+            return tuple(np.minimum(1.0, path**per_year + g / 100.0) ** (1.0 / per_year)) if g > 0 else tuple(np.zeros_like(path))
+
+        ids = _run_ids(len(gains) * replications)
+        specs = [
+            RunSpec(ids[k * replications + r], f"g{g:g}", r, seeds[r], scenario, (("retention_gain", g),), floor(r, g))
+            for k, g in enumerate(gains)
+            for r in range(replications)
+        ]
+        folder, runs = run_experiment(
+            "retention-effect", specs, out, f"retention-{safe_component(scenario.name)}", executor=executor, exp_id=exp_id, progress=progress,
+            meta={"base_seed": base_seed, "replications": replications, "focal_firm": focal, "gains": gains, "headline": headline, "published_band": PUBLISHED_BAND},
+        )
+    changes = paired_differences(runs, "g0", (*UPLIFT_OUTCOMES, "retention_rate_run"), relative=False)
+    relative = paired_differences(runs, "g0", UPLIFT_OUTCOMES, relative=True)
+    curve = _effect_curve(changes, relative, focal, gains)
+    _atomic_csv(curve, folder / "retention_effect.csv")
+    return ExperimentResult(folder, "retention-effect", runs, pd.read_csv(folder / "summary.csv"), {"effect": curve})
+
+
+def _effect_curve(changes: pd.DataFrame, relative: pd.DataFrame, focal: str, gains: Sequence[float]) -> pd.DataFrame:
+    """One row per retention gain: the focal firm's change in retention and each outcome
+    (absolute, and relative to the baseline), with 95% intervals over paired replications."""
+    rows = []
+    for g in gains:
+        row: dict[str, Any] = {"retention_gain_points": g}
+        if g == 0:
+            for name in ("retention_rate_run", *UPLIFT_OUTCOMES):
+                row[f"{name}_change"] = row[f"{name}_change_ci_low"] = row[f"{name}_change_ci_high"] = 0.0
+            for name in UPLIFT_OUTCOMES:
+                row[f"{name}_uplift"] = row[f"{name}_uplift_ci_low"] = row[f"{name}_uplift_ci_high"] = 0.0
+            rows.append(row)
+            continue
+        a = changes[(changes["variant"] == f"g{g:g}") & (changes["firm"] == focal)].iloc[0]
+        r = relative[(relative["variant"] == f"g{g:g}") & (relative["firm"] == focal)].iloc[0]
+        row["n"] = int(a["n"])
+        for name in ("retention_rate_run", *UPLIFT_OUTCOMES):
+            row[f"{name}_change"], row[f"{name}_change_ci_low"], row[f"{name}_change_ci_high"] = a[f"{name}_diff"], a[f"{name}_ci_low"], a[f"{name}_ci_high"]
+        for name in UPLIFT_OUTCOMES:
+            row[f"{name}_uplift"], row[f"{name}_uplift_ci_low"], row[f"{name}_uplift_ci_high"] = r[f"{name}_diff"], r[f"{name}_ci_low"], r[f"{name}_ci_high"]
+        rows.append(row)
+    return pd.DataFrame(rows)
