@@ -17,7 +17,7 @@ from sim.rules import satisfaction_level
 from sim.scenario import Behaviour
 
 SATISFACTION_LEVELS = ("dissatisfied", "generally_satisfied", "fairly_satisfied", "highly_satisfied")
-CHURN_REASONS = ("left_category", "dissatisfied", "price", "rewards", "value")
+CHURN_REASONS = ("left_category", "dissatisfied", "price", "rewards", "value", "firm_closed")
 STICKINESS = (("high", 0.8), ("medium", 0.6), ("low", 0.0))  # band, lowest yearly repurchase probability
 REPEAT_THRESHOLD = 0.7  # yearly repurchase probability from which a customer is a repeat buyer
 ATTITUDE_THRESHOLD = 7  # likelihood to recommend from which attitude counts as favourable
@@ -183,9 +183,10 @@ def compute(
     out["npv"] = (profit_rows * ledger.discount[: step + 1, None]).sum(axis=0)
     # contribution per customer-step over the last year of steps (steady through payout steps)
     first = max(1, step - int(round(steps_per_year)) + 1)
-    served = customer_history[first - 1 : step].sum(axis=0)  # customers at the start of each step in the window
+    # customers served in a step: those at its start and the prospects who joined and bought in it
+    served = customer_history[first - 1 : step].sum(axis=0) + history["acquired_prospects"][first:step].sum(axis=0) + out["acquired_prospects"]
     contribution = sum(ledger.contribution(t) for t in range(first, step + 1)) if step >= 1 else np.zeros(n_firms)
-    out["margin_per_customer"] = np.where(served > 0, contribution / np.maximum(served, 1.0), 0.0)
+    out["margin_per_customer"] = np.where((served > 0) & (count > 0), contribution / np.maximum(served, 1.0), 0.0)
     recent_retention = (history["retention_rate"][first:step].sum(axis=0) + retention) / (step - first + 1) if step >= 1 else retention
     out["clv"] = customer_lifetime_value(out["margin_per_customer"], recent_retention, discount_per_step)
     out["customer_equity"] = out["clv"] * count

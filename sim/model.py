@@ -46,8 +46,9 @@ class FirmAgent(mesa.Agent):
 
     def share_profit(self, profit_before_sharing: float, revenue: float, share: float, period_steps: int) -> float:
         """Accumulate the period's profit; at the end of a period return the payout to customers."""
-        if share <= 0:
-            self.profit_share_rate = 0.0
+        if share <= 0:  # not sharing this step: no period runs (customers keep their expectation)
+            self.period_profit = self.period_revenue = 0.0
+            self.steps_in_period = 0
             return 0.0
         self.period_profit += profit_before_sharing
         self.period_revenue += revenue
@@ -120,11 +121,11 @@ class LoyaltyModel(mesa.Model):
         market = scenario.market
         self.n_steps = market.steps
         self.step_days = market.step_days
-        self.rates = StepRates.of(scenario.behaviour, market.step_days, market.discount_rate)
         self.steps_per_year = DAYS_PER_YEAR / market.step_days
         self._timeline = timeline_scenarios(scenario)
         if 0 in self._timeline:
             self.config = self._timeline[0]
+        self.rates = StepRates.of(self.config.behaviour, market.step_days, market.discount_rate)
         self.firm_agents = [FirmAgent(self, name, i, cfg) for i, (name, cfg) in enumerate(self.config.firms.items())]
         self.firm_names = tuple(self.config.firms)
         self.segment_names = tuple(s.name for s in scenario.segments)
@@ -158,16 +159,16 @@ class LoyaltyModel(mesa.Model):
     def step(self) -> None:
         """One step of MODEL.md section 12."""
         t = self.steps
-        self._apply_timeline(t)  # 1. events take effect; firms publish offers
         flows = StepFlows.empty(len(self.firm_names))
+        flows.start_customers = np.bincount(self.population.firm[self.population.firm >= 0], minlength=len(self.firm_names)).astype(float)
+        self._apply_timeline(t, flows)  # 1. events take effect; firms publish offers
         self._values = rules.offer_values(self._traits, self.population.segment, self.offers, self._segment_terms)
         self._typical_value = self._typical_values()
-        flows.start_customers = np.bincount(self.population.firm[self.population.firm >= 0], minlength=len(self.firm_names)).astype(float)
         self._acquire(flows)  # 2. prospects enter the market and choose a firm
         buyers = self._customers()
         purchase = self._purchase(t, buyers, flows)  # 3. purchases, stock-outs, failures
         self._experience(buyers, purchase)  # 4. perceived value, satisfaction, expectation, trust
-        self._rewards(t, buyers, purchase)  # 5. points, tiers, punch card, profit sharing
+        self._rewards(t, buyers, purchase)  # 5. points, tiers, punch card (profit shares are paid with the books)
         self._community(t, buyers)  # 6. membership and attachment
         self._word_of_mouth(flows)  # 7. promoters and detractors talk
         decision = self._evaluate(buyers.idx, buyers.firm, purchase["own_value"])
@@ -192,13 +193,20 @@ class LoyaltyModel(mesa.Model):
         idx = np.flatnonzero(self.population.firm >= 0)
         return _Customers(idx, self.population.firm[idx].astype(np.intp))
 
-    def _apply_timeline(self, t: int) -> None:
+    def _apply_timeline(self, t: int, flows: StepFlows) -> None:
+        """Events of step ``t`` take effect. Customers of a firm that leaves the market lose
+        it at once (churn reason ``firm_closed``) and become prospects again."""
         if t in self._timeline and t > 0:
             self.config = self._timeline[t]
             for agent in self.firm_agents:
                 agent.config = self.config.firms[agent.name]
             self.rates = StepRates.of(self.config.behaviour, self.step_days, self.config.market.discount_rate)
         self._publish_offers(t)
+        pop = self.population
+        orphaned = np.flatnonzero((pop.firm >= 0) & ~self.offers.active[np.maximum(pop.firm, 0)])
+        if orphaned.size:
+            flows.churn["firm_closed"] += np.bincount(pop.firm[orphaned], minlength=self.offers.size)
+            self._end_relationship(orphaned)
 
     def _publish_offers(self, t: int) -> None:
         self.offers: Offers = build_offers(self.config, t, self.reference_price)
@@ -259,6 +267,8 @@ class LoyaltyModel(mesa.Model):
         pop.firm[idx] = firm
         pop.tenure[idx] = 0
         pop.expectation[idx] = self._promised(idx, firm) * np.exp(heard)
+        pop.perceived_value[idx] = pop.expectation[idx]  # no purchase yet: neither delighted nor disappointed
+        pop.satisfaction[idx] = 1.0
         pop.satisfaction_avg[idx] = 1.0
         pop.experience[idx] = 0.0
         pop.trust[idx] = b.trust.initial

@@ -47,7 +47,7 @@ class Offers:
     unit_cost: np.ndarray
     fixed_per_year: np.ndarray
     # rewards
-    rewards_active: np.ndarray  # bool: points programme running this step
+    rewards_active: np.ndarray  # bool: the rewards family (points, tiers, punch card, ...) runs this step
     points_rate: np.ndarray  # points per money (0 when not running)
     point_value: np.ndarray
     customer_point_value: np.ndarray  # value of a point to a customer (coalition multiplier)

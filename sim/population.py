@@ -190,7 +190,7 @@ TRAITS = (
 def create_population(scenario: Scenario, rng: np.random.Generator) -> Population:
     """People with segments and traits drawn from the scenario; everyone starts as a prospect.
 
-    The model then hands each firm its initial customers (see ``LoyaltyModel._initialise``).
+    The model then hands each firm its initial customers (see ``LoyaltyModel._initialise_customers``).
     """
     n = scenario.market.population
     n_firms = len(scenario.firms)
