@@ -184,7 +184,7 @@ def load_run(run_dir: str | Path) -> RunData:
 # --------------------------------------------------------------------------- figure helpers
 
 
-def _new_figure(figsize: tuple[float, float]) -> Figure:
+def new_figure(figsize: tuple[float, float]) -> Figure:
     """A pyplot-free figure on an Agg canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -241,7 +241,7 @@ def _plot_firm_lines(
         )
 
 
-def _zero_line(ax: Axes) -> None:
+def zero_line(ax: Axes) -> None:
     ax.axhline(0.0, color="black", linewidth=0.9, zorder=1)
 
 
@@ -274,7 +274,7 @@ def _panel_grid(run: RunData, chart_title: str) -> tuple[Figure, list[Axes]]:
     n = len(run.firms)
     ncols = min(n, _PANEL_COLUMNS)
     nrows = math.ceil(n / ncols)
-    fig = _new_figure((max(7.5, 4.8 * ncols + 0.8), 3.4 * nrows + 1.8))
+    fig = new_figure((max(7.5, 4.8 * ncols + 0.8), 3.4 * nrows + 1.8))
     grid = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
     for ax in grid[n:]:
         ax.set_visible(False)
@@ -327,11 +327,11 @@ def _share_panels(
             extra_handles = handles
 
     category_handles, _ = axes[0].get_legend_handles_labels()
-    _figure_legend(fig, category_handles + extra_handles, ncols=2 * min(len(axes), _PANEL_COLUMNS))
+    figure_legend(fig, category_handles + extra_handles, ncols=2 * min(len(axes), _PANEL_COLUMNS))
     return fig
 
 
-def _figure_legend(fig: Figure, handles: list[Any], ncols: int) -> None:
+def figure_legend(fig: Figure, handles: list[Any], ncols: int) -> None:
     """One legend for the whole figure, below the panels."""
     fig.legend(
         handles, [h.get_label() for h in handles],
@@ -371,13 +371,13 @@ def _satisfaction_chart(run: RunData) -> Figure:
     )
 
 
-def _loyalty_chart(run: RunData) -> Figure:
+def loyalty_chart(run: RunData) -> Figure:
     return _share_panels(run, "Loyalty types of customers", LOYALTY_TYPES)
 
 
 def _two_panel_figure(run: RunData, chart_title: str) -> tuple[Figure, Axes, Axes]:
     """Two stacked panels over the steps; the step axis labelled under the lower one."""
-    fig = _new_figure((10.0, 8.0))
+    fig = new_figure((10.0, 8.0))
     top, bottom = fig.subplots(2, 1, sharex=True)
     _format_step_axis(top, run, label=False)
     _format_step_axis(bottom, run)
@@ -406,7 +406,7 @@ def _customers_chart(run: RunData) -> Figure:
         Line2D([], [], color="black", linestyle="--", label="churned"),
     ]
     firm_handles, _ = top.get_legend_handles_labels()
-    _figure_legend(fig, firm_handles + style_handles, ncols=8)
+    figure_legend(fig, firm_handles + style_handles, ncols=8)
     return fig
 
 
@@ -418,18 +418,18 @@ def _profit_chart(run: RunData) -> Figure:
     )
     for ax, column, title, ylabel in panels:
         _plot_firm_lines(ax, run, column)
-        _zero_line(ax)
+        zero_line(ax)
         ax.set_title(title)
         ax.set_ylabel(ylabel)
     firm_handles, _ = top.get_legend_handles_labels()
-    _figure_legend(fig, firm_handles, ncols=6)
+    figure_legend(fig, firm_handles, ncols=6)
     return fig
 
 
 #: Output file name -> chart builder, in drawing order.
 CHARTS: dict[str, Callable[[RunData], Figure]] = {
     "satisfaction.png": _satisfaction_chart,
-    "loyalty_types.png": _loyalty_chart,
+    "loyalty_types.png": loyalty_chart,
     "customers.png": _customers_chart,
     "profit.png": _profit_chart,
 }
@@ -438,7 +438,7 @@ CHARTS: dict[str, Callable[[RunData], Figure]] = {
 # --------------------------------------------------------------------------- output
 
 
-def _save_atomic(fig: Figure, path: Path) -> None:
+def save_atomic(fig: Figure, path: Path) -> None:
     """Write ``fig`` as PNG to a temporary file beside ``path``, then rename it."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
     try:
@@ -463,7 +463,7 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
         fig = build(run)
         try:
             path = out / filename
-            _save_atomic(fig, path)
+            save_atomic(fig, path)
             written.append(path)
         finally:
             fig.clear()  # pyplot-free figures are not registered anywhere; free the artists

@@ -442,7 +442,7 @@ def paired_differences(runs: pd.DataFrame, baseline: str, outcomes: Sequence[str
     base = runs[runs["variant"] == baseline].set_index(["replication", "firm"])
     rows = []
     for variant, group in runs[runs["variant"] != baseline].groupby("variant", sort=False):
-        paired = group.set_index(["replication", "firm"]).join(base[list(outcomes)], rsuffix="__base", how="inner")
+        paired = group.set_index(["replication", "firm"]).join(base[list(outcomes)].add_suffix("__base"), how="inner")
         for firm, own in paired.groupby(level="firm", sort=False):
             row = {"variant": variant, "baseline": baseline, "firm": firm, "n": len(own)}
             for name in outcomes:
