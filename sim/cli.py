@@ -1,10 +1,21 @@
 """The command line: parses arguments, hands off to the API, and turns user mistakes into
-clear messages with exit code 2 (never a traceback)."""
+clear messages with exit code 2 (never a traceback).
+
+``run`` plays one scenario (or replicates it); ``compare``, ``sweep`` and
+``retention-effect`` are the experiments of :mod:`sim.experiments`. They share their
+options (replications, jobs, scheduler, out, id, seed, charts, quiet), one way to run
+(:func:`_experiment`, with a progress bar) and one way to print tables of means with
+their 95% intervals (:func:`_interval_table`)."""
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -42,30 +53,48 @@ SetOpt = Annotated[
     Optional[list[str]],
     typer.Option("--set", help="Override a scenario key before running, e.g. --set firms.focal.price.list=9 (repeatable).", metavar="KEY=VALUE"),
 ]
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder under which the results folder (<out>/<name>/<id>/) is written.")]
+ChartsOpt = Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the PNG charts.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the results folder.")]
+ReplicationsOpt = Annotated[
+    int, typer.Option("--replications", "-n", min=1, help="Runs of each scenario, variant or point, each with its own seed spawned from --seed.")
+]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes on this machine; 0: one per CPU core.")]
+SchedulerOpt = Annotated[
+    Optional[str],
+    typer.Option("--scheduler", metavar="ADDRESS", help="Run on a Dask cluster instead: its scheduler address, e.g. tcp://10.0.0.5:8786 (needs the dask extra)."),
+]
+IdOpt = Annotated[Optional[str], typer.Option("--id", help="Name of the experiment folder (default: time, kind and seed).")]
 
 
 def _err(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _fail_problems(exc) -> None:
+def _fail(message: str) -> None:
+    """A user mistake: one line on stderr and exit code 2."""
+    _err(f"error: {message}")
+    raise typer.Exit(EXIT_USER_ERROR)
+
+
+def _fail_problems(exc, context: str = "") -> None:
     for problem in exc.problems:
-        _err(f"error: {problem}")
+        _err(f"error: {context}{problem}")
     sources = sorted({p.source for p in exc.problems})
     n = len(exc.problems)
     _err(f"{n} problem{'s' if n != 1 else ''} in {', '.join(sources)}")
     raise typer.Exit(EXIT_USER_ERROR)
 
 
-def _parse_sets(items: list[str] | None) -> dict[str, Any]:
+def _parse_sets(items: Sequence[str] | None, option: str = "--set") -> dict[str, Any]:
+    """KEY=VALUE items as overrides (values read as YAML scalars)."""
     import yaml
 
     overrides: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            _err(f"error: --set {item!r}: expected KEY=VALUE, e.g. --set firms.focal.price.list=9")
-            raise typer.Exit(EXIT_USER_ERROR)
+            _fail(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} firms.focal.price.list=9")
         try:
             overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
@@ -73,14 +102,15 @@ def _parse_sets(items: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
-def _load(path: Path, sets: list[str] | None = None):
+def _load(path: Path, sets: list[str] | dict[str, Any] | None = None, context: str = ""):
+    """The scenario in ``path`` with ``sets`` applied; problems end the command (exit 2)."""
     from sim.api import load_scenario
     from sim.loader import ScenarioError
 
     try:
-        return load_scenario(path, _parse_sets(sets))
+        return load_scenario(path, sets if isinstance(sets, dict) else _parse_sets(sets))
     except ScenarioError as exc:
-        _fail_problems(exc)
+        _fail_problems(exc, context)
 
 
 @app.command()
@@ -88,16 +118,30 @@ def run(
     scenario: ScenarioArg,
     seed: SeedOpt = None,
     set_: SetOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder under which results/<scenario>/<run-id>/ is written.")] = Path("results"),
-    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Name of the run folder (default: time, seed and scenario hash).")] = None,
-    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw the PNG charts.")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the results folder.")] = False,
+    replications: ReplicationsOpt = 1,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    out: OutOpt = Path("results"),
+    run_id: Annotated[Optional[str], typer.Option("--run-id", "--id", help="Name of the run folder (default: time, seed and scenario hash).")] = None,
+    charts: ChartsOpt = True,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run a scenario and write its results folder (tables, summary, charts).
 
+    With --replications N > 1 the scenario runs N times, each with its own seed, and each firm's outcomes are shown with their 95% intervals.
+
     Example: [bold]loyalty-sim run scenarios/starter.yaml --seed 7 --set firms.focal.price.list=9[/bold]
+
+    Example: [bold]loyalty-sim run scenarios/starter.yaml --replications 20 --jobs 0[/bold]
     """
     spec = _load(scenario, set_)
+    if replications > 1:
+        from sim.experiments import replicate
+
+        opts = _Options(out, run_id, seed, jobs, scheduler, charts, quiet)
+        result = _experiment(opts, replicate, spec, replications)
+        _finish(opts, result, lambda: _print_replications(result, spec))
+        return
     from sim.model import LoyaltyModel
     from sim.results import write_run
 
@@ -112,8 +156,7 @@ def run(
             timings={"build_seconds": round(built - started, 3), "run_seconds": round(ran - built, 3)},
         )
     except FileExistsError as exc:
-        _err(f"error: {exc}; choose another --run-id")
-        raise typer.Exit(EXIT_USER_ERROR) from None
+        _fail(f"{exc}; choose another --run-id")
     if quiet:
         typer.echo(str(folder))
         return
@@ -125,9 +168,11 @@ def _run_with_progress(model, quiet: bool) -> None:
     if quiet or not sys.stderr.isatty():
         model.run()
         return
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("simulating"), BarColumn(), TextColumn("step {task.completed}/{task.total}"), TimeRemainingColumn(), transient=True) as bar:
+    columns = (TextColumn("simulating"), BarColumn(), TextColumn("step {task.completed}/{task.total}"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("run", total=model.n_steps)
         model.run(lambda step: bar.update(task, completed=step))
 
@@ -165,6 +210,419 @@ def _print_summary(folder: Path) -> None:
     console.print("* focal firm. retention: per year, over the last year. satisf.: mean running c = b/a.\nCLV: expected discounted margin of a customer. Money per step of the scenario.")
 
 
+# --------------------------------------------------------------------------- experiments
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The options every experiment command shares."""
+
+    out: Path
+    exp_id: str | None
+    seed: int | None
+    jobs: int
+    scheduler: str | None
+    charts: bool
+    quiet: bool
+
+
+_ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://)?\S+:\d+$")
+
+
+def _experiment(opts: _Options, runner: Callable[..., Any], *args: Any, **kwargs: Any):
+    """Call an experiment runner of :mod:`sim.experiments` with the shared options and a
+    progress bar; its user-facing failures end the command with one line and exit 2."""
+    from sim.experiments import ExperimentError
+
+    scheduler = opts.scheduler.strip() if opts.scheduler else None
+    if scheduler is not None and not _ADDRESS.match(scheduler):
+        _fail(f"--scheduler {opts.scheduler!r}: expected a scheduler address such as tcp://10.0.0.5:8786")
+    jobs = opts.jobs if opts.jobs > 0 else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        with _progress(opts.quiet) as progress:
+            return runner(*args, out=opts.out, jobs=jobs, scheduler=scheduler, seed=opts.seed, exp_id=opts.exp_id, progress=progress, **kwargs)
+    except FileExistsError as exc:
+        _fail(f"{exc}; choose another --id")
+    except ExperimentError as exc:
+        _fail(str(exc))
+
+
+def _finish(opts: _Options, result, show: Callable[[], None]) -> None:
+    """Print the tables (unless --quiet), draw the charts (unless --no-charts), print the folder."""
+    if not opts.quiet:
+        show()
+    if opts.charts:
+        from sim.experiment_charts import plot_experiment
+
+        plot_experiment(result.folder)
+    typer.echo(str(result.folder) if opts.quiet else f"results: {result.folder}")
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback (runs done, total) drawing a bar on stderr when it is a terminal."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("runs"), BarColumn(), MofNCompleteColumn(), TextColumn("time left"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("runs", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+_LOYALTY_TYPES = ("monopoly", "inertia", "price", "incentive", "trust", "none")
+# How each outcome is shown: header and kind (count, money, pct: a rate or share, score, nps).
+_OUTCOME_VIEW: dict[str, tuple[str, str]] = {
+    "customers": ("customers", "count"),
+    "market_share": ("share", "pct"),
+    "profit_last_year": ("profit/yr", "money"),
+    "cumulative_profit": ("cum.profit", "money"),
+    "npv": ("NPV", "money"),
+    "retention_rate_annual": ("retention", "pct"),
+    "retention_rate_run": ("retention (run)", "pct"),
+    "repeat_purchase_rate": ("repeat", "pct"),
+    "satisfaction_avg_mean": ("satisf.", "score"),
+    "nps": ("NPS", "nps"),
+    "clv": ("CLV", "money"),
+    "customer_equity": ("cust.equity", "money"),
+    **{f"share_{t}": (t, "pct") for t in _LOYALTY_TYPES},
+}
+_KEY_OUTCOMES = ("customers", "retention_rate_annual", "satisfaction_avg_mean", "nps", "cumulative_profit", "npv", "clv")
+_COMPARED_OUTCOMES = ("cumulative_profit", "npv", "retention_rate_annual", "satisfaction_avg_mean", "nps", "clv")
+_LOYALTY_MIX = tuple(f"share_{t}" for t in _LOYALTY_TYPES)
+_FORMATS = {"count": ",.0f", "money": ",.0f", "pct": ".1%", "score": ".3f", "nps": ".0f", "pt": ".1f", "rel": ".1%"}
+_INTERVAL_NOTE = "±: half-width of the 95% interval of the mean (of a percentage: in points)"
+
+
+@dataclass(frozen=True)
+class _Col:
+    """An interval column: the row fields holding the estimate and its 95% interval.
+    Kinds: count, money, pct (a rate or share), score, nps, pt (a change of a rate, in
+    points), rel (a relative change)."""
+
+    header: str
+    kind: str
+    mean: str
+    low: str
+    high: str
+    signed: bool = False
+    significant: str | None = None
+    long: bool = False  # "mean [low, high]" instead of "mean ±half"
+
+    @classmethod
+    def of(cls, outcome: str, long: bool = False) -> _Col:
+        """An outcome's mean and interval in a summary table."""
+        header, kind = _OUTCOME_VIEW[outcome]
+        return cls(header, kind, f"{outcome}_mean", f"{outcome}_ci_low", f"{outcome}_ci_high", long=long)
+
+    @classmethod
+    def diff(cls, outcome: str) -> _Col:
+        """A paired difference from the baseline (rates in points), marked when significant."""
+        header, kind = _OUTCOME_VIEW[outcome]
+        return cls(header, "pt" if kind == "pct" else kind, f"{outcome}_diff", f"{outcome}_ci_low", f"{outcome}_ci_high", True, f"{outcome}_significant")
+
+    @classmethod
+    def effect(cls, outcome: str, measure: str, header: str | None = None, long: bool = False) -> _Col:
+        """A column of the retention-effect curve: ``change`` (absolute) or ``uplift`` (relative)."""
+        default_header, kind = _OUTCOME_VIEW[outcome]
+        kind = "rel" if measure == "uplift" else ("pt" if kind == "pct" else kind)
+        stem = f"{outcome}_{measure}"
+        return cls(header or default_header, kind, stem, f"{stem}_ci_low", f"{stem}_ci_high", True, long=long)
+
+
+def _number(kind: str, value: float, signed: bool = False) -> str:
+    value = float(value)
+    if value != value:  # NaN
+        return "n/a"
+    return format(value * 100 if kind == "pt" else value, ("+" if signed or kind == "nps" else "") + _FORMATS[kind])
+
+
+def _estimate(col: _Col, row: Mapping[str, Any]) -> str:
+    """``mean ±half`` or ``mean [low, high]``, with `` *`` when marked significant."""
+    mean, low, high = (float(row[f]) for f in (col.mean, col.low, col.high))
+    text = _number(col.kind, mean, col.signed)
+    if col.long:
+        text += (" pt" if col.kind == "pt" else "") + f" [{_number(col.kind, low, col.signed)}, {_number(col.kind, high, col.signed)}]"
+    elif high > low:
+        half = (high - low) / 2
+        text += f" ±{half * 100:.1f}" if col.kind in ("pct", "rel", "pt") else f" ±{half:{_FORMATS[col.kind]}}"
+    if col.significant and bool(row[col.significant]):
+        text += " *"
+    return text
+
+
+def _interval_table(labels: Sequence[str], rows: Sequence[tuple[Sequence[str], Mapping[str, Any]]], cols: Sequence[_Col], title: str | None = None):
+    """A rich table: the label columns, then one "mean ±half" cell per interval column."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, title=title and Text(title), title_justify="left")
+    for label in labels:
+        table.add_column(Text(label))
+    for col in cols:
+        table.add_column(Text(col.header), justify="right")
+    for texts, row in rows:
+        table.add_row(*map(Text, texts), *(Text(_estimate(col, row)) for col in cols))
+    return table
+
+
+def _find(frame, **match):
+    """The first row of ``frame`` whose columns equal ``match``, or None."""
+    if frame.empty or not set(match) <= set(frame.columns):
+        return None
+    hit = frame
+    for column, value in match.items():
+        hit = hit[hit[column] == value]
+    return hit.iloc[0] if len(hit) else None
+
+
+def _console():
+    """The console for tables: wide enough not to wrap them when the output is not a terminal."""
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 0)) or 200
+    return Console(soft_wrap=False, width=width, markup=False, highlight=False)
+
+
+def _market_line(scenario) -> str:
+    market = scenario.market
+    return f"{market.steps} steps of {market.step_days:g} days, {market.population:,} people"
+
+
+def _print_replications(result, scenario) -> None:
+    summary = result.summary
+    n = int(summary["n"].iloc[0])
+    console = _console()
+    console.print(f"{scenario.title or scenario.name}\n{_market_line(scenario)}; n = {n} runs", style="bold")
+    rows = [([row["firm"] + (" *" if row["firm"] == scenario.focal_firm else "")], row) for _, row in summary.iterrows()]
+    console.print(_interval_table(["firm"], rows, [_Col.of(o) for o in _KEY_OUTCOMES]))
+    console.print(_interval_table(["firm"], rows, [_Col.of(o) for o in _LOYALTY_MIX], "loyalty-type mix"))
+    console.print(f"* focal firm. {_INTERVAL_NOTE}. retention: per year, over the last year.")
+
+
+@app.command()
+def compare(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files (YAML); the first is the baseline.", show_default=False)],
+    variant: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--variant", metavar="NAME:KEY=VALUE[,KEY=VALUE...]",
+            help="A variant of the first scenario with some keys changed, e.g. --variant cheap:firms.focal.price.list=9 (repeatable).",
+        ),
+    ] = None,
+    replications: ReplicationsOpt = 10,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    out: OutOpt = Path("results"),
+    exp_id: IdOpt = None,
+    charts: ChartsOpt = True,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compare strategies: two or more scenarios, or one scenario and named variants.
+
+    Every variant runs with the same seeds (paired runs). Shows each variant's outcomes for its focal firm with 95% intervals, and the paired differences from the first (the baseline), marked when significant.
+
+    Example: [bold]loyalty-sim compare scenarios/starter.yaml scenarios/service_led.yaml -n 20[/bold]
+
+    Example: [bold]loyalty-sim compare scenarios/starter.yaml --variant cheap:firms.focal.price.list=9,firms.focal.rewards.enabled=false[/bold]
+    """
+    overrides = _parse_sets(set_)
+    variants = [_parse_variant(item) for item in variant or []]
+    loaded = _load_all(scenarios, overrides)
+    labelled = list(zip(_labels(scenarios, loaded), loaded))
+    for name, changes in variants:
+        labelled.append((name, _load(scenarios[0], {**overrides, **changes}, context=f"--variant {name}: ")))
+    if len(labelled) < 2:
+        _fail("compare needs two or more scenario files, or one and a --variant NAME:KEY=VALUE")
+    from sim.experiments import compare as run_compare
+
+    opts = _Options(out, exp_id, seed, jobs, scheduler, charts, quiet)
+    result = _experiment(opts, run_compare, labelled, replications)
+    _finish(opts, result, lambda: _print_comparison(result, {label: s.focal_firm for label, s in labelled}))
+
+
+def _load_all(paths: Sequence[Path], overrides: dict[str, Any]) -> list:
+    """Every scenario in ``paths``; the problems of all of them are reported at once (exit 2)."""
+    from sim.api import load_scenario
+    from sim.loader import ScenarioError
+
+    loaded, problems = [], []
+    for path in paths:
+        try:
+            loaded.append(load_scenario(path, overrides))
+        except ScenarioError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        _fail_problems(ScenarioError(problems))
+    return loaded
+
+
+def _parse_variant(item: str) -> tuple[str, dict[str, Any]]:
+    """``NAME:KEY=VALUE[,KEY=VALUE...]`` (a comma starts a new pair only before ``KEY=``)."""
+    name, sep, rest = item.partition(":")
+    name = name.strip()
+    if not sep or not name or "=" in name or not rest.strip():
+        _fail(f"--variant {item!r}: expected NAME:KEY=VALUE[,KEY=VALUE...], e.g. --variant cheap:firms.focal.price.list=9")
+    pairs = re.split(r",(?=\s*[A-Za-z_][\w.\[\]'\"-]*\s*=)", rest)
+    return name, _parse_sets(pairs, option=f"--variant {name}:")
+
+
+def _labels(paths: Sequence[Path], scenarios: Sequence[Any]) -> list[str]:
+    """Variant labels for scenario files: the scenario names, made unique by file name, then by position."""
+    labels = [s.name for s in scenarios]
+    if len(set(labels)) < len(labels):
+        labels = [p.stem for p in paths]
+    if len(set(labels)) < len(labels):
+        labels = [f"{label}-{i + 1}" for i, label in enumerate(labels)]
+    return labels
+
+
+def _print_comparison(result, focal: dict[str, str]) -> None:
+    summary, differences = result.summary, result.extra["differences"]
+    baseline = next(iter(focal))
+    n = int(summary["n"].iloc[0])
+    own = {v: _find(summary, variant=v, firm=firm) for v, firm in focal.items()}
+    rows = [([v + (" (baseline)" if v == baseline else ""), focal[v]], row) for v, row in own.items() if row is not None]
+    paired = {v: _find(differences, variant=v, firm=firm) for v, firm in focal.items() if v != baseline}
+    console = _console()
+    console.print(f"Comparison of {len(focal)} strategies (the focal firm of each); n = {n} runs each, the same seeds in every variant", style="bold")
+    console.print(_interval_table(["variant", "firm"], rows, [_Col.of(o) for o in _COMPARED_OUTCOMES]))
+    console.print(_interval_table(["variant", "firm"], rows, [_Col.of(o) for o in _LOYALTY_MIX], "loyalty-type mix"))
+    title = f"paired difference from {baseline} (* significant: the 95% interval excludes 0)"
+    diff_rows = [([v, focal[v]], row) for v, row in paired.items() if row is not None]
+    console.print(_interval_table(["variant", "firm"], diff_rows, [_Col.diff(o) for o in _COMPARED_OUTCOMES], title))
+    missing = [v for v, row in paired.items() if row is None]
+    if missing:
+        console.print(f"no paired difference for {', '.join(missing)}: its focal firm is not a firm of {baseline}")
+    console.print(f"{_INTERVAL_NOTE}; differences of rates in points.")
+
+
+@app.command()
+def sweep(
+    scenario: ScenarioArg,
+    grid: Annotated[
+        list[str],
+        typer.Option(
+            "--set", metavar="KEY=START:STOP:COUNT|KEY=V1,V2",
+            help="A key to vary: COUNT evenly spaced values from START to STOP, or a list of values (repeatable: every combination is run).",
+            show_default=False,
+        ),
+    ],
+    outcome: Annotated[str, typer.Option("--outcome", help="The outcome that picks the best point, e.g. npv, cumulative_profit, customers, retention_rate_annual.")] = "npv",
+    firm: Annotated[Optional[str], typer.Option("--firm", help="Whose outcome (default: the focal firm).")] = None,
+    replications: ReplicationsOpt = 10,
+    seed: SeedOpt = None,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    out: OutOpt = Path("results"),
+    exp_id: IdOpt = None,
+    charts: ChartsOpt = True,
+    quiet: QuietOpt = False,
+) -> None:
+    """Sweep scenario keys over a grid of values and find the best point.
+
+    Every combination of the values runs with the same seeds. Shows the outcome at each point with its 95% interval, and the best point.
+
+    Example: [bold]loyalty-sim sweep scenarios/starter.yaml --set firms.focal.rewards.points_rate=0.01:0.10:10 --outcome npv[/bold]
+
+    Example: [bold]loyalty-sim sweep scenarios/starter.yaml --set firms.focal.price.list=9,10,11 --set firms.focal.community.enabled=true,false[/bold]
+    """
+    from sim.experiments import ExperimentError, parse_grid
+    from sim.experiments import sweep as run_sweep
+
+    spec = _load(scenario)
+    try:
+        values = parse_grid(grid)
+    except ExperimentError as exc:
+        _fail(str(exc))
+    opts = _Options(out, exp_id, seed, jobs, scheduler, charts, quiet)
+    result = _experiment(opts, run_sweep, spec, values, replications, outcome=outcome, firm=firm)
+    _finish(opts, result, lambda: _print_sweep(result, list(values), outcome, firm or spec.focal_firm))
+
+
+def _print_sweep(result, keys: list[str], outcome: str, firm: str) -> None:
+    own = result.summary[result.summary["firm"] == firm]
+    best = result.extra["best"].iloc[0]
+    rows = [([*(str(row[k]) for k in keys), row["variant"] + (" *" if row["variant"] == best["variant"] else "")], row) for _, row in own.iterrows()]
+    console = _console()
+    console.print(f"Sweep of {', '.join(keys)}: {outcome} of {firm}; n = {int(own['n'].iloc[0])} runs per point, the same seeds at every point", style="bold")
+    console.print(_interval_table([*keys, "point"], rows, [_Col.of(outcome, long=True)]))
+    point = ", ".join(f"{k} = {v}" for k, v in best["parameters"].items())
+    console.print(f"best point (*): {point}: {outcome} {_estimate(_Col(outcome, _OUTCOME_VIEW[outcome][1], 'mean', 'ci_low', 'ci_high', long=True), best)}")
+    console.print("[low, high]: the 95% interval of the mean")
+
+
+@app.command("retention-effect")
+def retention_effect(
+    scenario: ScenarioArg,
+    gain: Annotated[float, typer.Option("--gain", min=0, max=100, help="The headline retention gain, in points of annual retention.")] = 5.0,
+    curve: Annotated[str, typer.Option("--curve", metavar="G1,G2,...", help="Retention gains (points) for the curve.")] = "0,2.5,5,7.5,10",
+    replications: ReplicationsOpt = 10,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    out: OutOpt = Path("results"),
+    exp_id: IdOpt = None,
+    charts: ChartsOpt = True,
+    quiet: QuietOpt = False,
+) -> None:
+    """The retention effect: how much more the focal firm earns when it keeps a few more points of its customers.
+
+    The market runs with and without the gain with the same seeds (paired runs). Shows the uplift in profit, NPV and customer equity with 95% intervals, against the published 25%-95% profit uplift for 5 points, and the uplift curve over the gains.
+
+    Example: [bold]loyalty-sim retention-effect scenarios/starter.yaml --gain 5 --curve 0,2.5,5,7.5,10 -n 20[/bold]
+    """
+    from sim.experiments import retention_effect as run_effect
+
+    gains = []
+    for item in curve.split(","):
+        try:
+            gains.append(float(item))
+        except ValueError:
+            _fail(f"--curve {curve!r}: expected retention gains in points separated by commas, e.g. 0,2.5,5,7.5,10")
+    spec = _load(scenario, set_)
+    opts = _Options(out, exp_id, seed, jobs, scheduler, charts, quiet)
+    result = _experiment(opts, run_effect, spec, replications, gains=gains, headline=gain)
+    _finish(opts, result, lambda: _print_retention_effect(result, spec, gain))
+
+
+_UPLIFTS = (("profit_last_year", "profit (last year)"), ("cumulative_profit", "cumulative profit"), ("npv", "NPV"), ("customer_equity", "customer equity"))
+
+
+def _print_retention_effect(result, scenario, gain: float) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from sim.experiments import PUBLISHED_BAND
+
+    curve = result.extra["effect"]
+    row = _find(curve, retention_gain_points=gain)
+    n = int(result.summary["n"].iloc[0])
+    console = _console()
+    console.print(f"Retention effect for {scenario.focal_firm} in {scenario.title or scenario.name}", style="bold")
+    console.print(f"{_market_line(scenario)}; {gain:g} points more retention a year; n = {n} paired runs (the same seeds with and without)")
+    achieved = _Col.effect("retention_rate_run", "change", long=True)
+    console.print(f"retention achieved: {_estimate(achieved, row)} a year, over the run (asked: {gain:+g} pt)")
+    table = Table(box=None, pad_edge=False, highlight=False)
+    for header in ("focal firm", "change", "uplift"):
+        table.add_column(header, justify="right" if table.columns else "left")
+    for name, label in _UPLIFTS:
+        table.add_row(label, *(Text(_estimate(_Col.effect(name, measure, long=True), row)) for measure in ("change", "uplift")))
+    console.print(table)
+    low, high = PUBLISHED_BAND
+    console.print(f"published: {low:+.0%} to {high:+.0%} profit from 5 points more retention (for reference)")
+    cols = [_Col.effect("retention_rate_run", "change", "retention")] + [_Col.effect(name, "uplift", label) for name, label in _UPLIFTS]
+    rows = [([f"{r['retention_gain_points']:g}"], r) for _, r in curve.iterrows()]
+    console.print(_interval_table(["gain (points)"], rows, cols, "uplift by retention gain"))
+    console.print("[low, high] and ±: the 95% interval of the mean paired difference. retention: in points a year; the rest relative to the run without the gain.")
+
+
 @app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files to check.", show_default=False)]) -> None:
     """Check scenario files without running them; every problem is listed with its key path and line.
@@ -200,12 +658,10 @@ def customer(
     """
     spec = _load(scenario, set_)
     if customer_id >= spec.market.population:
-        _err(f"error: customer {customer_id} does not exist: the population is {spec.market.population}")
-        raise typer.Exit(EXIT_USER_ERROR)
+        _fail(f"customer {customer_id} does not exist: the population is {spec.market.population}")
     until = spec.market.steps if step is None else step
     if until > spec.market.steps:
-        _err(f"error: --step {until} is after the last step ({spec.market.steps})")
-        raise typer.Exit(EXIT_USER_ERROR)
+        _fail(f"--step {until} is after the last step ({spec.market.steps})")
     from sim.model import LoyaltyModel
 
     model = LoyaltyModel(spec, seed=seed)
