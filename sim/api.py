@@ -22,12 +22,16 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     """
     data, lines = load_yaml(path)
     data.setdefault("name", re.sub(r"[^A-Za-z0-9_-]", "_", Path(path).stem).lstrip("_-0123456789") or "scenario")
-    for key, value in (overrides or {}).items():
+    scenario = scenario_from_dict(data, source=str(path), lines=lines)
+    if not overrides:
+        return scenario
+    resolved = scenario.model_dump(mode="python")  # every default filled in, so defaults can be overridden too
+    for key, value in overrides.items():
         try:
-            set_key_path(data, key, value)
+            set_key_path(resolved, key, value)
         except KeyError as exc:
             raise ScenarioError([Problem(str(path), key, str(exc.args[0]).split(": ", 1)[-1], None)]) from None
-    return scenario_from_dict(data, source=str(path), lines=lines)
+    return scenario_from_dict(resolved, source=f"{path} (with --set)")
 
 
 def scenario_from_dict(data: dict[str, Any], source: str = "<dict>", lines: dict | None = None) -> Scenario:

@@ -177,15 +177,15 @@ class ProcessExecutor(Executor):
 class DaskExecutor(Executor):
     """An existing Dask cluster, reached through its scheduler address (needs the `dask` extra)."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, timeout: float = 10.0):
         try:
             from distributed import Client
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ExperimentError("running on a Dask cluster needs the dask extra: pip install 'loyalty-sim[dask]'") from exc
         try:
-            self._client = Client(address, timeout="10s")
-        except OSError as exc:
-            raise ExperimentError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+            self._client = Client(address, timeout=f"{timeout}s")
+        except (OSError, ValueError, TimeoutError) as exc:
+            raise ExperimentError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
         self.workers = max(1, sum(self._client.nthreads().values()))
 
     def map(self, specs):
@@ -297,7 +297,8 @@ def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def experiment_id(kind: str, seed: int) -> str:
-    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{kind}-s{seed}"
+    """A folder name that sorts by time (to the microsecond) and names the kind and base seed."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{kind}-s{seed}"
 
 
 def run_experiment(
@@ -310,35 +311,51 @@ def run_experiment(
     exp_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     meta: dict[str, Any] | None = None,
+    then: Callable[[Path], tuple[list[RunSpec], dict[str, Any]]] | None = None,
+    total: int | None = None,
 ) -> tuple[Path, pd.DataFrame]:
     """Run every spec on ``executor``, stream each run's metrics to disk, and write the
-    experiment's tables. Returns the folder and the per-run outcomes table. The folder is
-    assembled under a temporary name and renamed into place when complete; the caller
-    closes the executor."""
+    experiment's tables. Returns the folder and the per-run outcomes table.
+
+    ``then``, if given, is called with the folder of the finished runs' metrics once the
+    first specs are done and returns a second pass of specs (and extra metadata); ``total``
+    is the number of runs in both passes, for progress. The folder is assembled under a
+    temporary name and renamed into place when complete; the caller closes the executor."""
     from sim.results import safe_component
 
     executor = executor or SerialExecutor()
     parent = Path(out_root) / safe_component(name)
     parent.mkdir(parents=True, exist_ok=True)
-    final = parent / safe_component(exp_id or experiment_id(kind, specs[0].scenario.market.seed if specs else 0))
+    final = parent / safe_component(exp_id or experiment_id(kind, (meta or {}).get("base_seed", specs[0].seed if specs else 0)))
     if final.exists():
         raise FileExistsError(f"results folder {final} already exists")
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=parent))
     try:
         (staging / "runs").mkdir()
         (staging / "scenarios").mkdir()
+        total = total or len(specs)
+        done = 0
+
+        def run_pass(batch: list[RunSpec]) -> None:
+            nonlocal done
+            for run_id, metrics in executor.map(batch):
+                _atomic_csv(metrics, staging / "runs" / f"{run_id}.csv")
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+        run_pass(specs)
+        if then is not None:
+            more, extra = then(staging / "runs")
+            run_pass(more)
+            specs = [*specs, *more]
+            meta = {**(meta or {}), **extra}
         variants: dict[str, Scenario] = {}
         for spec in specs:
             variants.setdefault(spec.variant, spec.scenario)
         for variant, scenario in variants.items():
             resolved = scenario.resolved()
             (staging / "scenarios" / f"{safe_component(variant)}.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        done = 0
-        for run_id, metrics in executor.map(specs):
-            _atomic_csv(metrics, staging / "runs" / f"{run_id}.csv")
-            done += 1
-            if progress is not None:
-                progress(done, len(specs))
         runs = _collect(specs, staging)
         info = {
             "kind": kind,
@@ -501,6 +518,8 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
         key = key.strip()
         if not sep or not key or not spec.strip():
             raise ExperimentError(f"--set {item!r}: expected KEY=START:STOP:COUNT or KEY=V1,V2,...")
+        if key in grid:
+            raise ExperimentError(f"--set {key} is given twice")
         if ":" in spec:
             parts = spec.split(":")
             try:
@@ -514,8 +533,6 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
             grid[key] = [int(round(v)) if whole else float(round(v, 12)) for v in values]
         else:
             grid[key] = [yaml.safe_load(v) if v.strip() else None for v in spec.split(",")]
-        if key in list(grid)[:-1]:
-            raise ExperimentError(f"--set {key} is given twice")
     if not grid:
         raise ExperimentError("a sweep needs at least one --set KEY=... to vary")
     return grid
@@ -615,15 +632,16 @@ def retention_effect(
 ) -> ExperimentResult:
     """The 5%-retention-to-profit effect (MODEL.md s.10) for the focal firm.
 
-    Pass 1 runs the scenario as it is, ``replications`` times, and records the focal firm's
-    retention at every step. Pass 2 re-runs the same market with the same seeds once per
-    gain ``g`` (in retention points per year): in replication r, the focal firm's retention
-    at step t is kept at least at the baseline's, raised by g points on a yearly basis,
-    ``floor_t = min(1, r_t ** Y + g / 100) ** (1 / Y)`` with Y steps a year. Just enough of
-    its would-be defectors are held back to meet that floor; nothing else is touched. The
-    uplift in profit, cumulative profit, NPV and customer equity therefore comes from the
-    model's economics alone: more customers kept, who buy more and cost less as their tenure
-    grows, and who keep talking to their ties."""
+    Pass 1 runs the scenario as it is, ``replications`` times (these are the gain-0 runs),
+    and records the focal firm's retention at every step; ``r_t`` is its mean over the
+    replications. Pass 2 re-runs the same market with the same seeds once per gain ``g`` (in
+    retention points per year), keeping the focal firm's retention at step t at least at
+    ``floor_t = min(1, r_t ** Y + g / 100) ** (1 / Y)`` (Y steps a year): just enough of its
+    would-be defectors are held back to meet the floor; nothing else is touched. The floor
+    binds only when retention would fall below it, so the achieved gain is at least ``g``
+    and is reported beside every uplift. The uplift in profit, cumulative profit, NPV and
+    customer equity comes from the model's economics alone: more customers kept, who buy
+    more and cost less as their tenure grows, and who keep talking to their ties."""
     gains = sorted({float(g) for g in (*gains, 0.0, headline)})
     if any(not 0 <= g <= 100 for g in gains):
         raise ExperimentError("retention gains must lie between 0 and 100 points")
@@ -633,27 +651,30 @@ def retention_effect(
 
     focal = scenario.focal_firm
     per_year = 365.0 / scenario.market.step_days
-    with make_executor(jobs, scheduler) as executor:
-        # pass 1 (kept in memory: one retention path per run): the baseline
-        baseline_specs = [RunSpec(f"b{r:04d}", "baseline", r, seeds[r], scenario) for r in range(replications)]
-        paths: dict[int, np.ndarray] = {}
-        for _, metrics in executor.map(baseline_specs):
-            own = metrics[metrics["firm"] == focal].sort_values("step")
-            paths[int(own["replication"].iloc[0])] = own["retention_rate"].to_numpy(dtype=np.float64)
+    ids = _run_ids(len(gains) * replications)
+    baseline = [RunSpec(ids[r], "g0", r, seeds[r], scenario, (("retention_gain", 0.0),)) for r in range(replications)]
 
-        def floor(r: int, g: float) -> tuple[float, ...]:
-            path = paths[r]
-            return tuple(np.minimum(1.0, path**per_year + g / 100.0) ** (1.0 / per_year)) if g > 0 else tuple(np.zeros_like(path))
-
-        ids = _run_ids(len(gains) * replications)
+    def second_pass(runs_dir: Path) -> tuple[list[RunSpec], dict[str, Any]]:
+        paths = []
+        for spec in baseline:
+            metrics = pd.read_csv(runs_dir / f"{spec.run_id}.csv")
+            paths.append(metrics.loc[metrics["firm"] == focal].sort_values("step")["retention_rate"].to_numpy(dtype=np.float64))
+        mean_path = np.mean(paths, axis=0)
         specs = [
-            RunSpec(ids[k * replications + r], f"g{g:g}", r, seeds[r], scenario, (("retention_gain", g),), floor(r, g))
-            for k, g in enumerate(gains)
+            RunSpec(
+                ids[k * replications + r], f"g{g:g}", r, seeds[r], scenario, (("retention_gain", g),),
+                tuple(np.minimum(1.0, mean_path**per_year + g / 100.0) ** (1.0 / per_year)),
+            )
+            for k, g in enumerate(gains) if g > 0
             for r in range(replications)
         ]
+        return specs, {"baseline_retention_annual": float(np.mean(mean_path[1:]) ** per_year) if len(mean_path) > 1 else 1.0}
+
+    with make_executor(jobs, scheduler) as executor:
         folder, runs = run_experiment(
-            "retention-effect", specs, out, f"retention-{safe_component(scenario.name)}", executor=executor, exp_id=exp_id, progress=progress,
+            "retention-effect", baseline, out, f"retention-{safe_component(scenario.name)}", executor=executor, exp_id=exp_id, progress=progress,
             meta={"base_seed": base_seed, "replications": replications, "focal_firm": focal, "gains": gains, "headline": headline, "published_band": PUBLISHED_BAND},
+            then=second_pass, total=len(ids),
         )
     changes = paired_differences(runs, "g0", (*UPLIFT_OUTCOMES, "retention_rate_run"), relative=False)
     relative = paired_differences(runs, "g0", UPLIFT_OUTCOMES, relative=True)
