@@ -94,7 +94,12 @@ class _Decision:
     search_p: np.ndarray
     switching: np.ndarray
     own_rate: np.ndarray
-    entry_rate: np.ndarray
+    entry_rate: np.ndarray  # (F,) per firm, not per row
+
+    def rows(self, mask: np.ndarray) -> _Decision:
+        """The same decision for the rows in ``mask`` only."""
+        per_row = {name: getattr(self, name)[mask] for name in ("idx", "firm", "utility", "stay", "probabilities", "exit_p", "search_p", "switching", "own_rate")}
+        return _Decision(**per_row, entry_rate=self.entry_rate)
 
 
 #: Decision terms in the order of the course's loyalty ladder, shallowest first.
@@ -553,15 +558,17 @@ class LoyaltyModel(mesa.Model):
         leavers = exits | moved
         # why they left: no firm's doing (left the category), dissatisfaction, or the term
         # that most favoured the rival they chose (for leaving the category: its value)
-        price_term, reward_term, _ = self._decompose(d, np.where(to_rival, chosen, firm))
-        dissatisfied = pop.satisfaction_avg[d.idx] < b.satisfaction.generally_satisfied
+        gone = d.rows(leavers)
+        rival = to_rival[leavers]
+        price_term, reward_term, _ = self._decompose(gone, np.where(rival, chosen[leavers], gone.firm))
+        dissatisfied = pop.satisfaction_avg[gone.idx] < b.satisfaction.generally_satisfied
         reason = np.select(
-            [exits, dissatisfied, to_rival & (price_term < 0) & (price_term <= reward_term), to_rival & (reward_term < 0)],
+            [exits[leavers], dissatisfied, rival & (price_term < 0) & (price_term <= reward_term), rival & (reward_term < 0)],
             ["left_category", "dissatisfied", "price", "rewards"],
             "value",
         )
         for name in flows.churn:
-            flows.churn[name] += np.bincount(firm[leavers & (reason == name)], minlength=n_firms)
+            flows.churn[name] += np.bincount(gone.firm[reason == name], minlength=n_firms)
         flows.lost_to_rivals += np.bincount(firm[to_rival], minlength=n_firms)
         flows.won_from_rivals += np.bincount(chosen[to_rival], minlength=n_firms)
         self._end_relationship(d.idx[exits | (moved & ~to_rival)])
