@@ -59,7 +59,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the re
 ReplicationsOpt = Annotated[
     int, typer.Option("--replications", "-n", min=1, help="Runs of each scenario, variant or point, each with its own seed spawned from --seed.")
 ]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes on this machine; 0: one per CPU core.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Worker processes on this machine (0, the default: one per CPU core; 1: run in this process).")]
 SchedulerOpt = Annotated[
     Optional[str],
     typer.Option("--scheduler", metavar="ADDRESS", help="Run on a Dask cluster instead: its scheduler address, e.g. tcp://10.0.0.5:8786 (needs the dask extra)."),
@@ -119,7 +119,7 @@ def run(
     seed: SeedOpt = None,
     set_: SetOpt = None,
     replications: ReplicationsOpt = 1,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = 0,
     scheduler: SchedulerOpt = None,
     out: OutOpt = Path("results"),
     run_id: Annotated[Optional[str], typer.Option("--run-id", "--id", help="Name of the run folder (default: time, seed and scenario hash).")] = None,
@@ -416,7 +416,7 @@ def compare(
     replications: ReplicationsOpt = 10,
     set_: SetOpt = None,
     seed: SeedOpt = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = 0,
     scheduler: SchedulerOpt = None,
     out: OutOpt = Path("results"),
     exp_id: IdOpt = None,
@@ -517,7 +517,7 @@ def sweep(
     firm: Annotated[Optional[str], typer.Option("--firm", help="Whose outcome (default: the focal firm).")] = None,
     replications: ReplicationsOpt = 10,
     seed: SeedOpt = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = 0,
     scheduler: SchedulerOpt = None,
     out: OutOpt = Path("results"),
     exp_id: IdOpt = None,
@@ -565,7 +565,7 @@ def retention_effect(
     replications: ReplicationsOpt = 10,
     set_: SetOpt = None,
     seed: SeedOpt = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = 0,
     scheduler: SchedulerOpt = None,
     out: OutOpt = Path("results"),
     exp_id: IdOpt = None,
