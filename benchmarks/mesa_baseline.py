@@ -59,22 +59,11 @@ import math
 import mesa
 
 from sim.offers import build_offers
+from sim.population import TRAITS  # (segment key, attribute name) of each per-customer trait
 from sim.scenario import TRAIT_RANGES, Scenario, Trait
 
 DAYS_PER_YEAR = 365.0
 
-#: Per-customer traits: (segment key, attribute name).
-TRAITS = (
-    ("price_sensitivity", "price_sensitivity"),
-    ("quality_sensitivity", "quality_sensitivity"),
-    ("service_sensitivity", "service_sensitivity"),
-    ("reward_sensitivity", "reward_sensitivity"),
-    ("inertia", "inertia"),
-    ("purchases_per_year", "purchases_per_year"),
-    ("basket", "basket"),
-    ("community_propensity", "community_propensity"),
-    ("expectation", "expectation_level"),
-)
 
 
 def per_step(rate_per_year: float, step_years: float) -> float:
