@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.ledger import ACCOUNTS, VARIABLE_COSTS
+from sim.ledger import ACCOUNTS
 from sim.population import HELD, LOYALTY_TYPES, Population
 from sim.rules import satisfaction_level
 from sim.scenario import Behaviour

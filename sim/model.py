@@ -171,10 +171,10 @@ class LoyaltyModel(mesa.Model):
         self._typical_value = self._typical_values()
         self._acquire(flows)  # 2. prospects enter the market and choose a firm
         buyers = self._customers()
-        purchase = self._purchase(t, buyers, flows)  # 3. purchases, stock-outs, failures
+        purchase = self._purchase(buyers)  # 3. purchases, stock-outs, failures
         self._experience(buyers, purchase)  # 4. perceived value, satisfaction, expectation, trust
-        self._rewards(t, buyers, purchase)  # 5. points, tiers, punch card (profit shares are paid with the books)
-        self._community(t, buyers)  # 6. membership and attachment
+        self._rewards(buyers, purchase)  # 5. points, tiers, punch card (profit shares are paid with the books)
+        self._community(buyers)  # 6. membership and attachment
         self._word_of_mouth(flows)  # 7. promoters and detractors talk
         decision = self._evaluate(buyers.idx, buyers.firm, purchase["own_value"])
         settled = self.population.tenure[buyers.idx] > 0  # customers acquired this step do not re-evaluate yet
@@ -404,7 +404,7 @@ class LoyaltyModel(mesa.Model):
         self._start_relationship(new, firm)
         flows.acquired_prospects += np.bincount(firm, minlength=o.size)
 
-    def _purchase(self, t: int, c: _Customers, flows: StepFlows) -> dict[str, np.ndarray]:
+    def _purchase(self, c: _Customers) -> dict[str, np.ndarray]:
         """This step's purchases: units, money per customer, and what went wrong."""
         pop, o = self.population, self.offers
         econ = self.config.market.loyalty_economics
@@ -444,7 +444,7 @@ class LoyaltyModel(mesa.Model):
         pop.expectation[idx] = rules.update_expectation(pop.expectation[idx], perceived, self._promised(idx, firm), rates)
         pop.trust[idx] = rules.update_trust(pop.trust[idx], c_now, purchase["failed"], b, rates)
 
-    def _rewards(self, t: int, c: _Customers, purchase: dict[str, np.ndarray]) -> None:
+    def _rewards(self, c: _Customers, purchase: dict[str, np.ndarray]) -> None:
         """Points earned, expired and redeemed (all outstanding points are honoured when a
         programme ends); punch-card stamps; annual spend and tiers."""
         pop, o = self.population, self.offers
@@ -467,7 +467,7 @@ class LoyaltyModel(mesa.Model):
         pop.annual_spend[idx] = pop.annual_spend[idx] * self.rates.spend_decay + spend * self.rates.spend_weight
         pop.tier[idx] = o.tier_of(firm, pop.annual_spend[idx])
 
-    def _community(self, t: int, c: _Customers) -> None:
+    def _community(self, c: _Customers) -> None:
         """Inclined customers join their firm's club; members' attachment is driven by events and care."""
         pop, o = self.population, self.offers
         idx, firm = c.idx, c.firm
