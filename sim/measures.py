@@ -2,7 +2,8 @@
 
 Each measure is a named column of the per-step metrics table (one row per step and
 firm). Measures are computed from agent state at the end of a step by
-:func:`compute`; agents never update totals themselves.
+:func:`compute`, which sums the state it needs per firm in one compiled pass
+(:func:`tally`); agents never update totals themselves.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.ledger import ACCOUNTS
-from sim.population import HELD, LOYALTY_TYPES, Population
-from sim.rules import satisfaction_level
+from sim.population import HELD, LOYALTY_OF_HELD_BY, LOYALTY_TYPES, Population
+from sim.rules import jit, level
 from sim.scenario import Behaviour
 
 SATISFACTION_LEVELS = ("dissatisfied", "generally_satisfied", "fairly_satisfied", "highly_satisfied")
@@ -71,8 +72,67 @@ class Metrics:
             self.table[name][step] = value
 
 
-def _by_firm(firm: np.ndarray, n_firms: int, weights: np.ndarray | None = None) -> np.ndarray:
-    return np.bincount(firm, weights=weights, minlength=n_firms).astype(np.float64)
+# rows of the per-firm tally of customer state (see :func:`tally`)
+T_COUNT, T_SATISFACTION, T_SATISFACTION_AVG, T_LEVEL = 0, 1, 2, 3  # T_LEVEL .. T_LEVEL + 3: satisfaction levels
+T_PROMOTERS, T_DETRACTORS, T_EXPECTATION, T_PERCEIVED, T_TRUST, T_ATTACHMENT, T_SWITCHING = 7, 8, 9, 10, 11, 12, 13
+T_LOYALTY = 14  # T_LOYALTY .. + 5: loyalty types
+T_LOCKED_IN, T_REPURCHASE, T_REPEAT, T_FAVOURABLE, T_EMOTIONAL = 20, 21, 22, 23, 24
+T_TRUE, T_LATENT, T_SPURIOUS, T_NONE = 25, 26, 27, 28
+T_STICKINESS = 29  # .. + 2: high, medium, low
+T_MEMBERS, T_POINTS, T_KEPT = 32, 33, 34
+TALLY_ROWS = 35
+_LOYALTY_OF_HELD_BY = LOYALTY_OF_HELD_BY
+_LOCKED_IN = HELD["switching_cost"]
+_STICKY_HIGH, _STICKY_MEDIUM = STICKINESS[0][1], STICKINESS[1][1]
+
+
+@jit
+def tally(firm, tenure, satisfaction, satisfaction_avg, recommend_score, expectation, perceived_value, trust, attachment,
+          switching_cost, held_by, repurchase, member, points, thresholds, window, out):
+    """Sum the customer state every measure needs, per firm, in one pass: ``out`` (TALLY_ROWS, F).
+
+    ``thresholds`` are the satisfaction levels' lower bounds; ``window`` is the repeat-purchase
+    window in steps (customers with a longer tenure count as kept)."""
+    for i in range(firm.size):
+        f = firm[i]
+        if f < 0:
+            continue
+        out[T_COUNT, f] += 1
+        out[T_SATISFACTION, f] += satisfaction[i]
+        c = satisfaction_avg[i]
+        out[T_SATISFACTION_AVG, f] += c
+        out[T_LEVEL + level(c, thresholds[0], thresholds[1], thresholds[2]), f] += 1
+        score = recommend_score[i]
+        if score >= 9:
+            out[T_PROMOTERS, f] += 1
+        elif score <= 6:
+            out[T_DETRACTORS, f] += 1
+        out[T_EXPECTATION, f] += expectation[i]
+        out[T_PERCEIVED, f] += perceived_value[i]
+        out[T_TRUST, f] += trust[i]
+        out[T_ATTACHMENT, f] += attachment[i]
+        out[T_SWITCHING, f] += switching_cost[i]
+        out[T_LOYALTY + _LOYALTY_OF_HELD_BY[held_by[i]], f] += 1
+        if held_by[i] == _LOCKED_IN:
+            out[T_LOCKED_IN, f] += 1
+        r = repurchase[i]
+        out[T_REPURCHASE, f] += r
+        repeat = r >= REPEAT_THRESHOLD
+        favourable = score >= ATTITUDE_THRESHOLD
+        if repeat:
+            out[T_REPEAT, f] += 1
+        if favourable:
+            out[T_FAVOURABLE, f] += 1
+        if attachment[i] >= EMOTIONAL_THRESHOLD:
+            out[T_EMOTIONAL, f] += 1
+        quadrant = T_TRUE if favourable and repeat else T_LATENT if favourable else T_SPURIOUS if repeat else T_NONE
+        out[quadrant, f] += 1
+        out[T_STICKINESS + (0 if r >= _STICKY_HIGH else 1 if r >= _STICKY_MEDIUM else 2), f] += 1
+        if member[i]:
+            out[T_MEMBERS, f] += 1
+        out[T_POINTS, f] += points[i]
+        if tenure[i] > window:
+            out[T_KEPT, f] += 1
 
 
 def compute(
@@ -89,22 +149,24 @@ def compute(
     """Every measure of the metrics table at the end of ``step``; ``history`` holds the
     rows recorded for the earlier steps (measures over the last year read it)."""
     n_firms = offers.size
-    customers_idx = np.flatnonzero(pop.firm >= 0)
-    firm = pop.firm[customers_idx].astype(np.intp)
-    count = _by_firm(firm, n_firms)
+    s = behaviour.satisfaction
+    window = min(step, int(round(steps_per_year)))
+    t = np.zeros((TALLY_ROWS, n_firms))
+    tally(
+        pop.firm, pop.tenure, pop.satisfaction, pop.satisfaction_avg, pop.recommend, pop.expectation, pop.perceived_value,
+        pop.trust, pop.attachment, pop.switching_cost, pop.held_by, pop.repurchase, pop.member, pop.points,
+        np.array([s.generally_satisfied, s.fairly_satisfied, s.highly_satisfied]), window, t,
+    )
+    count = t[T_COUNT]
     safe = np.maximum(count, 1.0)
-
-    def mean(values: np.ndarray) -> np.ndarray:
-        return _by_firm(firm, n_firms, values.astype(np.float64)) / safe
-
-    def share(mask: np.ndarray) -> np.ndarray:
-        return _by_firm(firm, n_firms, mask.astype(np.float64)) / safe
+    share = t / safe  # each row as a mean (or share) over the firm's customers
+    n_customers = count.sum()
 
     out: dict[str, np.ndarray] = {}
     out["active"] = offers.active.astype(np.float64)
     out["customers"] = count
-    out["prospects"] = np.full(n_firms, float(pop.size - customers_idx.size))
-    out["market_share"] = count / max(customers_idx.size, 1)
+    out["prospects"] = np.full(n_firms, float(pop.size - n_customers))
+    out["market_share"] = count / max(n_customers, 1)
     out["price"] = offers.price
 
     # flows, retention and churn
@@ -122,55 +184,43 @@ def compute(
     out["churn_rate"] = 1.0 - retention
     out["retention_rate_annual"] = retention**steps_per_year
     customer_history = history["customers"]
-    out["repeat_purchase_rate"] = repeat_purchase_rate(pop, firm, customers_idx, customer_history, step, steps_per_year)
-    repurchase = pop.repurchase[customers_idx]
-    out["repurchase_probability"] = mean(repurchase)
+    out["repeat_purchase_rate"] = repeat_purchase_rate(t[T_KEPT], customer_history, step, steps_per_year)
+    out["repurchase_probability"] = share[T_REPURCHASE]
 
     # satisfaction
-    c = pop.satisfaction[customers_idx]
-    c_avg = pop.satisfaction_avg[customers_idx]
-    level = satisfaction_level(c_avg, behaviour)
-    out["satisfaction_mean"] = mean(c)
-    out["satisfaction_avg_mean"] = mean(c_avg)
+    out["satisfaction_mean"] = share[T_SATISFACTION]
+    out["satisfaction_avg_mean"] = share[T_SATISFACTION_AVG]
     for code, name in enumerate(SATISFACTION_LEVELS):
-        out[f"share_{name}"] = share(level == code)
-    out["csat"] = share(level >= 2)
-    recommend = pop.recommend[customers_idx]
-    promoters, detractors = share(recommend >= 9), share(recommend <= 6)
+        out[f"share_{name}"] = share[T_LEVEL + code]
+    out["csat"] = share[T_LEVEL + 2] + share[T_LEVEL + 3]
+    promoters, detractors = share[T_PROMOTERS], share[T_DETRACTORS]
     out["share_promoters"], out["share_detractors"] = promoters, detractors
     out["share_passives"] = np.where(count > 0, 1.0 - promoters - detractors, 0.0)
     out["nps"] = 100.0 * (promoters - detractors)
     out["ces"] = 4.0 + 3.0 * np.tanh(-0.5 * (offers.log_time_cost + offers.log_effort_cost))
 
     # relationship state
-    out["expectation_mean"] = mean(pop.expectation[customers_idx])
-    out["perceived_value_mean"] = mean(pop.perceived_value[customers_idx])
-    out["trust_mean"] = mean(pop.trust[customers_idx])
-    attachment = pop.attachment[customers_idx]
-    out["attachment_mean"] = mean(attachment)
-    out["switching_cost_mean"] = mean(pop.switching_cost[customers_idx])
+    out["expectation_mean"] = share[T_EXPECTATION]
+    out["perceived_value_mean"] = share[T_PERCEIVED]
+    out["trust_mean"] = share[T_TRUST]
+    out["attachment_mean"] = share[T_ATTACHMENT]
+    out["switching_cost_mean"] = share[T_SWITCHING]
 
     # loyalty types and layers
-    held_by = pop.held_by[customers_idx]
-    loyalty = pop.loyalty_type[customers_idx]
     for code, name in enumerate(LOYALTY_TYPES):
-        out[f"share_{name}"] = share(loyalty == code)
-    out["share_locked_in"] = share(held_by == HELD["switching_cost"])
-    repeat = repurchase >= REPEAT_THRESHOLD
-    favourable = recommend >= ATTITUDE_THRESHOLD
-    out["layer_behavioural"] = share(repeat)
-    out["layer_attitudinal"] = share(favourable)
-    out["layer_emotional"] = share(attachment >= EMOTIONAL_THRESHOLD)
-    out["quadrant_true"] = share(favourable & repeat)
-    out["quadrant_latent"] = share(favourable & ~repeat)
-    out["quadrant_spurious"] = share(~favourable & repeat)
-    out["quadrant_none"] = share(~favourable & ~repeat)
-    upper = 1.01
-    for band, lower in STICKINESS:
-        out[f"stickiness_{band}"] = share((repurchase >= lower) & (repurchase < upper))
-        upper = lower
-    out["members"] = _by_firm(firm, n_firms, pop.member[customers_idx].astype(np.float64))
-    out["points_outstanding"] = _by_firm(firm, n_firms, pop.points[customers_idx].astype(np.float64))
+        out[f"share_{name}"] = share[T_LOYALTY + code]
+    out["share_locked_in"] = share[T_LOCKED_IN]
+    out["layer_behavioural"] = share[T_REPEAT]
+    out["layer_attitudinal"] = share[T_FAVOURABLE]
+    out["layer_emotional"] = share[T_EMOTIONAL]
+    out["quadrant_true"] = share[T_TRUE]
+    out["quadrant_latent"] = share[T_LATENT]
+    out["quadrant_spurious"] = share[T_SPURIOUS]
+    out["quadrant_none"] = share[T_NONE]
+    for k, (band, _) in enumerate(STICKINESS):
+        out[f"stickiness_{band}"] = share[T_STICKINESS + k]
+    out["members"] = t[T_MEMBERS]
+    out["points_outstanding"] = t[T_POINTS]
     out["word_of_mouth_positive"] = flows.word_of_mouth_positive
     out["word_of_mouth_negative"] = flows.word_of_mouth_negative
 
@@ -199,16 +249,16 @@ def compute(
     return out
 
 
-def repeat_purchase_rate(pop: Population, firm: np.ndarray, customers_idx: np.ndarray, customer_history: np.ndarray, step: int, steps_per_year: float) -> np.ndarray:
+def repeat_purchase_rate(kept: np.ndarray, customer_history: np.ndarray, step: int, steps_per_year: float) -> np.ndarray:
     """Share of a firm's customers of a year ago (``w`` = one year of steps, or all steps so
-    far) who still buy from it now without a break, put on a yearly basis: (kept / then) ** (year / w)."""
+    far) who still buy from it now without a break, put on a yearly basis: (kept / then) ** (year / w).
+    ``kept`` counts each firm's customers with a tenure above ``w`` (a customer there at the
+    end of step t - w has a tenure of at least w + 1 at the end of step t)."""
     n_firms = customer_history.shape[1]
     window = min(step, int(round(steps_per_year)))
     if window == 0:
         return np.ones(n_firms)
     then = customer_history[step - window]
-    # a customer there at the end of step t - w has a tenure of at least w + 1 at the end of step t
-    kept = _by_firm(firm, n_firms, (pop.tenure[customers_idx] > window).astype(np.float64))
     survival = np.where(then > 0, np.minimum(kept / np.maximum(then, 1.0), 1.0), 1.0)
     return survival ** (steps_per_year / window)
 

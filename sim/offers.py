@@ -9,7 +9,8 @@ keys; the derivations are the "Details" of the strategy families (ODD submodel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -86,6 +87,10 @@ class Offers:
     def size(self) -> int:
         return len(self.names)
 
+    def arrays(self) -> OfferArrays:
+        """The numeric arrays as one tuple, the form the compiled step kernels take."""
+        return OfferArrays(*(getattr(self, name) for name in OfferArrays._fields))
+
     def tier_of(self, firm: np.ndarray, annual_spend: np.ndarray) -> np.ndarray:
         """Tier index (0 = no tier) of customers of ``firm`` with this annual spend."""
         return (annual_spend[:, None] >= self.tier_spend[firm]).sum(axis=1) - 1
@@ -106,6 +111,10 @@ class Offers:
         tier = self.tier_discount[firms, self.tier_of(firms, zero)]
         volume = self.volume_discount[firms, self.volume_bracket(firms, zero)]
         return points + punch + tier + volume
+
+
+#: The numeric fields of :class:`Offers` as a named tuple (see :meth:`Offers.arrays`).
+OfferArrays = namedtuple("OfferArrays", [f.name for f in fields(Offers) if f.name not in ("names", "tier_names")])
 
 
 def _pad(rows: list[list[float]], fill: float, first: float) -> np.ndarray:

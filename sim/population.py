@@ -3,12 +3,13 @@
 Every customer is still an agent you can inspect: ``population.customer(i)`` (or
 ``model.customer(i)``) returns a :class:`Customer` snapshot with its expectation,
 perceived value, satisfaction, trust, attachment, switching cost, points, tenure
-and loyalty type. The behaviour rules in :mod:`sim.rules` act on the arrays, so a
-step costs a few dozen vectorised operations whatever the number of customers.
+and loyalty type. The behaviour step kernels of :mod:`sim.engine` loop over the
+arrays in compiled code, applying the rules of :mod:`sim.rules` to one customer at a time.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -73,6 +74,10 @@ class Population:
     def nbytes(self) -> int:
         return sum(getattr(self, f.name).nbytes for f in fields(self))
 
+    def state(self) -> State:
+        """The arrays as one tuple, the form the compiled step kernels take (no copies)."""
+        return State(*(getattr(self, name) for name in State._fields))
+
     @property
     def loyalty_type(self) -> np.ndarray:
         return LOYALTY_OF_HELD_BY[self.held_by]
@@ -117,6 +122,10 @@ class Population:
                 )
             },
         )
+
+
+#: The population's arrays as a named tuple, field for field (see :meth:`Population.state`).
+State = namedtuple("State", [f.name for f in fields(Population)])
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,49 @@
-"""Customer behaviour rules, each a plain vectorised function of arrays.
+"""Customer behaviour rules: each rule is one small compiled function of one customer.
 
 Each rule is stated in words in its docstring and in ``docs/model.md`` (the ODD
-description names these functions). Rules take the arrays they need and return new
-arrays; the model (``sim.model``) decides who they apply to and stores the results.
+description names these functions). The step kernels of :mod:`sim.engine` call them
+once per customer inside compiled loops; each elementwise rule is also a NumPy ufunc
+(``numba.vectorize``), so it can be called on whole arrays from Python, which is how the
+tests check it. Rules that need the scenario's coefficients take them as plain numbers;
+the ``*_of`` helpers at the end of each section unpack a :class:`Behaviour` for callers
+that hold one.
+
 Utilities are in log perceived-value units: 0.1 is worth about 10% more value.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from sim.offers import Offers
-from sim.scenario import Behaviour, LoyaltyEconomics, Segment
+from sim.scenario import Behaviour, Segment
 
 F32 = np.float32
 DAYS_PER_YEAR = 365.0
 
+#: Compilation options of every compiled rule and kernel (cached on disk next to the source).
+#: Arithmetic follows NumPy's error model (a division by zero gives inf, it does not raise):
+#: the checks would cost more than the rules, and the rules never divide by zero.
+jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
-def per_step(rate_per_year: float | np.ndarray, step_years: float) -> float | np.ndarray:
+
+def ufunc(signature: str):
+    """An elementwise rule: a ufunc over arrays, and a plain function inside compiled code."""
+    return numba.vectorize([signature], cache=True, nopython=True)
+
+
+def per_step(rate_per_year, step_years: float):
     """Probability that an event with a constant yearly rate happens within one step."""
-    return -np.expm1(-np.asarray(rate_per_year) * step_years)
+    return -np.expm1(-np.asarray(rate_per_year, dtype=np.float64) * step_years)
+
+
+@jit
+def chance(rate_per_year: float, step_years: float) -> float:
+    """:func:`per_step` for one customer (compiled)."""
+    return -math.expm1(-rate_per_year * step_years)
 
 
 @dataclass(frozen=True)
@@ -56,10 +78,83 @@ class StepRates:
         )
 
 
+# --------------------------------------------------------------------------- random numbers
+#
+# Every draw is a pure function of (stream key, customer, slot): a counter-based generator
+# (SplitMix64 finaliser). A customer's draw for a given decision at a given step is the same
+# whatever else happens in the market, so two variants run with the same seed share their
+# random numbers decision by decision (common random numbers), and the order in which the
+# kernels visit customers can never change a result.
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_SLOT = np.uint64(0xD1B54A32D192ED03)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+@jit
+def _mix(z):
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@jit
+def uniform(key, i, slot) -> float:
+    """A uniform number in [0, 1) for customer ``i``'s draw number ``slot`` of the stream ``key``."""
+    z = _mix(np.uint64(key) + np.uint64(i) * _GOLDEN)
+    z = _mix(z + np.uint64(slot) * _SLOT)
+    return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@jit
+def normal(key, i, slot) -> float:
+    """A standard normal number (Box-Muller on the uniforms of ``slot`` and ``slot + 1``)."""
+    u1 = 1.0 - uniform(key, i, slot)  # in (0, 1]
+    u2 = uniform(key, i, slot + 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@jit
+def poisson(rate: float, key, i, slot) -> int:
+    """A Poisson(``rate``) count: by multiplying uniforms (slots ``slot``, ``slot + 1``, ...) for
+    rates up to 30, by the rounded normal approximation above."""
+    if rate <= 0.0:
+        return 0
+    if rate > 30.0:
+        return max(0, int(round(rate + math.sqrt(rate) * normal(key, i, slot))))
+    limit = math.exp(-rate)
+    k = 0
+    product = uniform(key, i, slot)
+    while product > limit:
+        k += 1
+        product *= uniform(key, i, slot + k)
+    return k
+
+
+def stream_key(seed: int, step: int, stream: int = 0) -> np.uint64:
+    """The key of the draws of ``step`` (``stream`` separates independent uses of one seed)."""
+    return np.random.SeedSequence([seed, stream, step]).generate_state(1, np.uint64)[0]
+
+
+@jit
+def _uniform_table(key, n, slots):
+    out = np.empty((n, slots))
+    for i in range(n):
+        for s in range(slots):
+            out[i, s] = uniform(key, i, s)
+    return out
+
+
+def uniforms(key, n: int, slots: int = 1) -> np.ndarray:
+    """(n, slots) table of :func:`uniform` draws (for tests and inspection)."""
+    return _uniform_table(np.uint64(key), n, slots)
+
+
 # --------------------------------------------------------------------------- perceived value (MODEL.md s.2)
 
 
-def segment_value_terms(segments: list[Segment], offers: Offers) -> np.ndarray:
+def segment_value_terms(segments: list[Segment], offers) -> np.ndarray:
     """(S, F) log value of each firm's image, convenience and risk terms for each segment.
 
     image value rises with brand; time and effort costs fall with speed and delivery;
@@ -72,45 +167,37 @@ def segment_value_terms(segments: list[Segment], offers: Offers) -> np.ndarray:
         image * offers.log_brand
         - convenience * 0.5 * (offers.log_time_cost + offers.log_effort_cost)
         - risk * offers.log_risk_cost
-    ).astype(F32)
+    ).astype(np.float64)
 
 
-def offer_values(trait_matrix: np.ndarray, segment: np.ndarray, offers: Offers, segment_terms: np.ndarray) -> np.ndarray:
-    """(N, F) log perceived value of every firm's standard offer for every person.
+@ufunc("float64(float64, float64, float64, float64, float64, float64, float64)")
+def offer_value(quality_sensitivity, service_sensitivity, price_sensitivity, log_quality, log_service, log_price, segment_term):
+    """Log perceived value of a firm's standard offer for one person:
 
     log b = quality_sensitivity * log quality + service_sensitivity * log(service quality * staff)
-            - price_sensitivity * log(price / reference price) + segment image/convenience/risk terms.
-    ``trait_matrix`` holds the columns (quality_sensitivity, service_sensitivity, -price_sensitivity).
+            - price_sensitivity * log(price / reference price) + the segment's image/convenience/risk term.
     """
-    firm_matrix = np.stack([offers.log_quality, offers.log_service, offers.log_price]).astype(F32)
-    return trait_matrix @ firm_matrix + segment_terms[segment]
+    return quality_sensitivity * log_quality + service_sensitivity * log_service - price_sensitivity * log_price + segment_term
 
 
-def tenure_value(
-    firm: np.ndarray,
-    tenure_days: np.ndarray,
-    quality_sensitivity: np.ndarray,
-    price_sensitivity: np.ndarray,
-    offers: Offers,
-    economics: LoyaltyEconomics,
-) -> np.ndarray:
+@ufunc("float64(float64, float64, float64, float64, float64, float64, float64, float64)")
+def tenure_value(tenure_days, quality_sensitivity, price_sensitivity, personalisation, personalisation_days, log_price, max_years, tolerance_per_year):
     """Extra log value a customer gets from its own firm through tenure.
 
     Personalisation: the firm learns the customer over ``personalisation_days`` and the
     product fits better, worth log(1 + personalisation) at full learning. Price tolerance:
-    price sensitivity toward one's own firm falls by ``price_tolerance_per_year`` per year
-    of tenure (Reichheld's premium), so part of the price term is given back.
+    price sensitivity toward one's own firm falls by ``tolerance_per_year`` per year of
+    tenure (up to ``max_years``; Reichheld's premium), so part of the price term is given back.
     """
-    learnt = np.minimum(tenure_days / offers.personalisation_days[firm], 1.0)
-    fit = quality_sensitivity * np.log1p(offers.personalisation[firm] * learnt)
-    tolerance = np.minimum(np.minimum(tenure_days / DAYS_PER_YEAR, economics.max_years) * economics.price_tolerance_per_year, 1.0)
-    return (fit + price_sensitivity * tolerance * offers.log_price[firm]).astype(F32)
+    learnt = min(tenure_days / personalisation_days, 1.0)
+    fit = quality_sensitivity * math.log1p(personalisation * learnt)
+    tolerance = min(min(tenure_days / DAYS_PER_YEAR, max_years) * tolerance_per_year, 1.0)
+    return fit + price_sensitivity * tolerance * log_price
 
 
-def purchase_shock(
-    firm: np.ndarray, offers: Offers, noise: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Draw what happens at this step's purchases for customers of ``firm``.
+@jit
+def purchase_outcome(u_stock, u_failure, u_recovery, z, availability, failure_rate, recovery_rate, noise, log_failure_penalty, log_recovery_boost):
+    """What happens at one customer's purchases of a step, from its uniforms and one normal ``z``.
 
     A stock-out (chance 1 - availability) is a failed purchase; otherwise a service
     failure happens with ``failure_rate`` and is recovered with ``recovery_rate``.
@@ -118,123 +205,219 @@ def purchase_shock(
     The shock is log failure_penalty for a stock-out or unrecovered failure,
     log recovery_boost for a recovered one, plus normal noise of sd ``noise``.
     """
-    n = firm.size
-    draws = rng.random((3, n))
-    stockout = draws[0] >= offers.availability[firm]
-    failure = draws[1] < offers.failure_rate[firm]
-    recovered = failure & ~stockout & (draws[2] < offers.recovery_rate[firm])
-    unrecovered = stockout | (failure & ~recovered)
-    shock = rng.normal(0.0, noise, n) if noise > 0 else np.zeros(n)
-    shock += np.where(unrecovered, offers.log_failure_penalty[firm], 0.0)
-    shock += np.where(recovered, offers.log_recovery_boost[firm], 0.0)
-    return shock.astype(F32), ~stockout, unrecovered, recovered
+    stockout = u_stock >= availability
+    failure = u_failure < failure_rate
+    recovered = failure and not stockout and u_recovery < recovery_rate
+    unrecovered = stockout or (failure and not recovered)
+    shock = noise * z
+    if unrecovered:
+        shock += log_failure_penalty
+    elif recovered:
+        shock += log_recovery_boost
+    return shock, not stockout, unrecovered, recovered
 
 
-def contract_remaining(tenure_days: np.ndarray, contract_days: np.ndarray) -> np.ndarray:
+@ufunc("float64(float64, float64)")
+def contract_remaining(tenure_days, contract_days):
     """Share of the current contract period still to run (contracts renew automatically);
     0 where the firm has no contracts. The exit fee is charged in this proportion."""
-    length = np.maximum(contract_days, 1e-9)
-    return np.where(contract_days > 0, 1.0 - np.mod(tenure_days, length) / length, 0.0)
+    if contract_days <= 0.0:
+        return 0.0
+    return 1.0 - (tenure_days % contract_days) / contract_days
 
 
 # --------------------------------------------------------------------------- satisfaction and expectation (s.3)
 
 
-def satisfaction(perceived_value: np.ndarray, expectation: np.ndarray) -> np.ndarray:
+@ufunc("float64(float64, float64)")
+def satisfaction(perceived_value, expectation):
     """c = b / a: rises with perception, falls with expectation."""
-    return (perceived_value / expectation).astype(F32)
+    return perceived_value / expectation
+
+
+@ufunc("int64(float64, float64, float64, float64)")
+def level(c, generally, fairly, highly):
+    """0 dissatisfied, 1 generally, 2 fairly, 3 highly satisfied (thresholds inclusive,
+    compared at the single precision satisfaction is stored in)."""
+    c = np.float32(c)
+    return int(c >= np.float32(generally)) + int(c >= np.float32(fairly)) + int(c >= np.float32(highly))
 
 
 def satisfaction_level(c: np.ndarray, behaviour: Behaviour) -> np.ndarray:
-    """0 dissatisfied, 1 generally, 2 fairly, 3 highly satisfied."""
+    """:func:`level` with the scenario's thresholds."""
     s = behaviour.satisfaction
-    return np.searchsorted(np.array([s.generally_satisfied, s.fairly_satisfied, s.highly_satisfied], dtype=F32), c, side="right")
+    return level(c, s.generally_satisfied, s.fairly_satisfied, s.highly_satisfied)
 
 
-def update_expectation(expectation: np.ndarray, perceived_value: np.ndarray, promised: np.ndarray, rates: StepRates) -> np.ndarray:
+@ufunc("float64(float64, float64, float64, float64, float64)")
+def expectation_next(expectation, perceived_value, promised, experience_weight, promise_weight):
     """Adaptive expectation: a moves toward the perceived value b it experienced and
     toward the value the firm promises: a' = a + w_e (b - a) + w_p (promised - a)."""
-    return (expectation + rates.experience_weight * (perceived_value - expectation) + rates.promise_weight * (promised - expectation)).astype(F32)
+    return expectation + experience_weight * (perceived_value - expectation) + promise_weight * (promised - expectation)
+
+
+def update_expectation(expectation, perceived_value, promised, rates: StepRates) -> np.ndarray:
+    return expectation_next(expectation, perceived_value, promised, rates.experience_weight, rates.promise_weight)
 
 
 # --------------------------------------------------------------------------- trust and attachment
 
 
-def update_trust(trust: np.ndarray, c: np.ndarray, failed: np.ndarray, behaviour: Behaviour, rates: StepRates) -> np.ndarray:
+@ufunc("float64(float64, float64, boolean, float64, float64, float64, float64)")
+def trust_next(trust, c, failed, met_threshold, gain, loss, failure_loss):
     """Trust approaches 1 while expectations are met (c >= met_threshold), decays while
-    they are not, and loses ``failure_loss`` of itself at an unrecovered failure."""
-    met = c >= behaviour.trust.met_threshold
-    new = np.where(met, trust + rates.trust_gain * (1 - trust), trust * (1 - rates.trust_loss))
-    new = np.where(failed, new * (1 - behaviour.trust.failure_loss), new)
-    return np.clip(new, 0, 1).astype(F32)
+    they are not, and loses ``failure_loss`` of itself at an unrecovered failure (the
+    threshold is compared at the single precision satisfaction is stored in)."""
+    new = trust + gain * (1.0 - trust) if np.float32(c) >= np.float32(met_threshold) else trust * (1.0 - loss)
+    if failed:
+        new *= 1.0 - failure_loss
+    return min(max(new, 0.0), 1.0)
 
 
-def update_attachment(
-    attachment: np.ndarray, trust: np.ndarray, community_drive: np.ndarray, behaviour: Behaviour, rates: StepRates
-) -> np.ndarray:
+def update_trust(trust, c, failed, behaviour: Behaviour, rates: StepRates) -> np.ndarray:
+    t = behaviour.trust
+    return trust_next(trust, c, failed, t.met_threshold, rates.trust_gain, rates.trust_loss, t.failure_loss)
+
+
+@ufunc("float64(float64, float64, float64, float64, float64, float64)")
+def attachment_next(attachment, trust, community_drive, trust_gain_per_year, decay_per_year, step_years):
     """dA/dt = (trust_gain * trust + community drive) (1 - A) - decay * A, per year.
 
     The community drive of a member is attachment_per_year * intensity, where intensity
     is 1 at full care and four events a year (co-creation adds to it)."""
+    growth = (trust_gain_per_year * trust + community_drive) * (1.0 - attachment) - decay_per_year * attachment
+    return min(max(attachment + growth * step_years, 0.0), 1.0)
+
+
+def update_attachment(attachment, trust, community_drive, behaviour: Behaviour, rates: StepRates) -> np.ndarray:
     a = behaviour.attachment
-    growth = (a.trust_gain_per_year * trust + community_drive) * (1 - attachment) - a.decay_per_year * attachment
-    return np.clip(attachment + growth * rates.step_years, 0, 1).astype(F32)
+    return attachment_next(attachment, trust, community_drive, a.trust_gain_per_year, a.decay_per_year, rates.step_years)
 
 
 # --------------------------------------------------------------------------- search and choice (s.4)
 
 
-def search_probability(satisfaction_avg: np.ndarray, inertia: np.ndarray, behaviour: Behaviour, rates: StepRates) -> np.ndarray:
+@jit
+def search_chance(satisfaction_avg, inertia, curve_x, curve_p, step_years):
     """Chance of re-evaluating the current firm in a step.
 
     The non-linear satisfaction-loyalty curve gives a yearly search probability from the
     running satisfaction (steep for the dissatisfied, flat in the middle zone, near zero
-    for the delighted); it is converted to one step and damped by the customer's inertia.
+    for the delighted; linear between its points, flat beyond its ends); it is converted
+    to one step and damped by the customer's inertia.
     """
+    n = curve_x.size
+    if satisfaction_avg <= curve_x[0]:
+        yearly = curve_p[0]
+    elif satisfaction_avg >= curve_x[n - 1]:
+        yearly = curve_p[n - 1]
+    else:
+        k = 1
+        while curve_x[k] < satisfaction_avg:
+            k += 1
+        x0, x1 = curve_x[k - 1], curve_x[k]
+        yearly = curve_p[k - 1] + (curve_p[k] - curve_p[k - 1]) * (satisfaction_avg - x0) / (x1 - x0) if x1 > x0 else curve_p[k]
+    per = 1.0 - (1.0 - yearly) ** step_years
+    return per * (1.0 - inertia)
+
+
+@jit
+def _search_all(c, inertia, xs, ps, step_years):
+    out = np.empty(c.size)
+    for i in range(c.size):
+        out[i] = search_chance(c[i], inertia[i], xs, ps, step_years)
+    return out
+
+
+def search_curve(behaviour: Behaviour) -> tuple[np.ndarray, np.ndarray]:
+    """The search curve's satisfaction points and yearly probabilities, as arrays."""
     xs, ps = np.array(behaviour.search.curve, dtype=np.float64).T
-    yearly = np.interp(satisfaction_avg, xs, ps)
-    per = 1.0 - np.power(1.0 - yearly, rates.step_years)
-    return (per * (1.0 - inertia)).astype(F32)
+    return np.ascontiguousarray(xs), np.ascontiguousarray(ps)
 
 
-def choice_probabilities(utility: np.ndarray, outside_value: float | np.ndarray, scale: float) -> np.ndarray:
-    """Multinomial logit over firms and the outside option (last column).
+def search_probability(satisfaction_avg, inertia, behaviour: Behaviour, rates: StepRates) -> np.ndarray:
+    """:func:`search_chance` over arrays."""
+    xs, ps = search_curve(behaviour)
+    c = np.asarray(satisfaction_avg, dtype=np.float64).ravel()
+    return _search_all(c, np.broadcast_to(np.asarray(inertia, dtype=np.float64).ravel(), c.shape).copy(), xs, ps, rates.step_years)
 
-    ``utility`` is (M, F) with -inf for firms a person cannot buy from; ``outside_value``
-    is the utility of buying from no firm (one value, or one per row)."""
-    outside = np.broadcast_to(np.asarray(outside_value, dtype=utility.dtype), (utility.shape[0],))[:, None]
-    full = np.concatenate([utility, outside], axis=1) / scale
-    full -= full.max(axis=1, keepdims=True)
-    np.exp(full, out=full)
-    full /= full.sum(axis=1, keepdims=True)
-    return full
+
+@jit
+def logit(utility, outside, scale, out):
+    """Multinomial logit over firms and the outside option, written into ``out``.
+
+    ``utility`` has one entry per firm, -inf for firms the person cannot buy from;
+    ``outside`` is the utility of buying from no firm; ``out`` gets one more entry than
+    ``utility``, the outside option last."""
+    n = utility.size
+    top = outside
+    for f in range(n):
+        if utility[f] > top:
+            top = utility[f]
+    total = 0.0
+    for f in range(n):
+        out[f] = math.exp((utility[f] - top) / scale) if utility[f] > -np.inf else 0.0
+        total += out[f]
+    out[n] = math.exp((outside - top) / scale)
+    total += out[n]
+    for f in range(n + 1):
+        out[f] /= total
+
+
+@jit
+def pick(probabilities, u):
+    """Index chosen by the uniform ``u`` (inverse transform over ``probabilities``)."""
+    n = probabilities.size
+    cumulative = 0.0
+    for k in range(n):
+        cumulative += probabilities[k]
+        if u < cumulative and probabilities[k] > 0.0:
+            return k
+    for k in range(n - 1, -1, -1):  # rounding left u above the total: the last possible option
+        if probabilities[k] > 0.0:
+            return k
+    return n - 1
+
+
+@jit
+def _logit_rows(utility, outside, scale):
+    out = np.empty((utility.shape[0], utility.shape[1] + 1))
+    for r in range(utility.shape[0]):
+        logit(utility[r], outside[r], scale, out[r])
+    return out
+
+
+def choice_probabilities(utility: np.ndarray, outside_value, scale: float) -> np.ndarray:
+    """:func:`logit` for every row of ``utility`` (M, F); ``outside_value`` is one value or one per row."""
+    u = np.ascontiguousarray(utility, dtype=np.float64)
+    outside = np.broadcast_to(np.asarray(outside_value, dtype=np.float64), (u.shape[0],)).copy()
+    return _logit_rows(u, outside, float(scale))
+
+
+@jit
+def _pick_rows(p, u):
+    out = np.empty(p.shape[0], dtype=np.int64)
+    for r in range(p.shape[0]):
+        out[r] = pick(p[r], u[r])
+    return out
 
 
 def draw_choice(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Index of the chosen column for each row (inverse transform of one uniform draw)."""
-    cumulative = np.cumsum(probabilities, axis=1)
-    u = rng.random(probabilities.shape[0])[:, None] * cumulative[:, -1:]
-    return np.minimum((u >= cumulative).sum(axis=1), probabilities.shape[1] - 1)
+    """:func:`pick` for every row, with uniforms from ``rng``."""
+    p = np.ascontiguousarray(probabilities, dtype=np.float64)
+    return _pick_rows(p, rng.random(p.shape[0]))
 
 
 # --------------------------------------------------------------------------- word of mouth (s.7) and NPS (s.9)
 
 
-def recommend_score(satisfaction_avg: np.ndarray, trust: np.ndarray, attachment: np.ndarray, behaviour: Behaviour) -> np.ndarray:
+@ufunc("int64(float64, float64, float64, float64, float64, float64, float64)")
+def recommend(satisfaction_avg, trust, attachment, satisfaction_weight, trust_weight, attachment_weight, offset):
     """Likelihood to recommend, 0-10: 10 * logistic(w_c log c + w_t (trust - 0.5) + w_a attachment + offset), rounded."""
+    z = satisfaction_weight * math.log(max(satisfaction_avg, 1e-6)) + trust_weight * (trust - 0.5) + attachment_weight * attachment + offset
+    return int(np.rint(10.0 / (1.0 + math.exp(-z))))
+
+
+def recommend_score(satisfaction_avg, trust, attachment, behaviour: Behaviour) -> np.ndarray:
     n = behaviour.nps
-    z = n.satisfaction_weight * np.log(np.maximum(satisfaction_avg, 1e-6)) + n.trust_weight * (trust - 0.5) + n.attachment_weight * attachment + n.offset
-    return np.rint(10.0 / (1.0 + np.exp(-z))).astype(np.uint8)
-
-
-def spread_word_of_mouth(speakers: np.ndarray, rates: np.ndarray, ties: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Each speaker has Poisson(rate) conversations this step, each with one of its ties
-    drawn at random. Returns (speaker per conversation, listener per conversation).
-    People with no ties say nothing."""
-    degree = ties.shape[1]
-    if degree == 0 or speakers.size == 0:
-        return speakers[:0], speakers[:0]
-    talks = rng.poisson(rates)
-    who = np.repeat(speakers, talks)
-    listener = ties[who, rng.integers(0, degree, size=who.size)]
-    return who, listener
+    return recommend(satisfaction_avg, trust, attachment, n.satisfaction_weight, n.trust_weight, n.attachment_weight, n.offset).astype(np.uint8)

@@ -244,19 +244,56 @@ def test_recommend_score_is_monotone_in_satisfaction_trust_and_attachment():
     assert np.all(np.diff(by_attachment.astype(int)) >= 0) and by_attachment[2] > by_attachment[0]
 
 
-def test_spread_word_of_mouth_reaches_ties_at_the_given_rate():
-    rng = np.random.default_rng(1)
-    n, degree = 1000, 6
-    ties = rng.integers(0, n, size=(n, degree)).astype(np.int32)
-    speakers = np.arange(0, n, 2)
-    rates = np.where(speakers < 500, 3.0, 0.0)
-    who, listener = rules.spread_word_of_mouth(speakers, rates, ties, rng)
-    assert who.size == listener.size
-    assert set(np.unique(who)) <= set(speakers[speakers < 500].tolist())  # rate 0 says nothing
-    assert who.size / 250 == pytest.approx(3.0, rel=0.1)
-    assert all(listener[k] in ties[who[k]] for k in range(who.size))
-    none_who, none_listener = rules.spread_word_of_mouth(speakers, rates, np.zeros((n, 0), np.int32), rng)
-    assert none_who.size == 0 and none_listener.size == 0
+# --------------------------------------------------------------------------- random numbers
+
+
+def test_uniforms_are_uniform_and_independent_across_customers_and_slots():
+    u = rules.uniforms(rules.stream_key(7, 3), 50_000, 4)
+    assert u.min() >= 0.0 and u.max() < 1.0
+    for slot in range(4):
+        counts = np.histogram(u[:, slot], bins=20, range=(0, 1))[0]
+        chi2 = ((counts - 2500.0) ** 2 / 2500.0).sum()
+        assert chi2 < 45  # 19 degrees of freedom: p < 0.001 beyond 43.8
+    corr = np.corrcoef(u.T)
+    assert np.abs(corr[np.triu_indices(4, 1)]).max() < 0.02
+    lagged = np.corrcoef(u[:-1, 0], u[1:, 0])[0, 1]  # neighbouring customers
+    assert abs(lagged) < 0.02
+
+
+def test_draws_depend_only_on_seed_step_customer_and_slot():
+    a = rules.uniforms(rules.stream_key(1, 5), 100, 3)
+    np.testing.assert_array_equal(a, rules.uniforms(rules.stream_key(1, 5), 100, 3))
+    np.testing.assert_array_equal(a[:10], rules.uniforms(rules.stream_key(1, 5), 10, 3))  # customer i's draw ignores the others
+    assert not np.array_equal(a, rules.uniforms(rules.stream_key(2, 5), 100, 3))
+    assert not np.array_equal(a, rules.uniforms(rules.stream_key(1, 6), 100, 3))
+
+
+@rules.jit
+def _normals(key, n):
+    return np.array([rules.normal(key, i, 0) for i in range(n)])
+
+
+@rules.jit
+def _poissons(rate, key, n):
+    return np.array([rules.poisson(rate, key, i, 0) for i in range(n)])
+
+
+def test_normal_draws_have_mean_zero_and_unit_variance():
+    z = _normals(rules.stream_key(3, 1), 100_000)
+    assert abs(z.mean()) < 0.015 and z.std() == pytest.approx(1.0, abs=0.015)
+    assert np.mean(np.abs(z) > 1.96) == pytest.approx(0.05, abs=0.004)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 1.0, 1.7, 12.0, 45.0])
+def test_poisson_draws_have_the_rate_as_mean_and_variance(rate):
+    k = _poissons(rate, rules.stream_key(4, 2), 60_000)
+    assert k.min() >= 0
+    if rate == 0:
+        assert k.max() == 0
+        return
+    tolerance = 4 * np.sqrt(rate / k.size)
+    assert k.mean() == pytest.approx(rate, abs=tolerance)
+    assert k.var() == pytest.approx(rate, rel=0.05)
 
 
 # --------------------------------------------------------------------------- perceived value and purchases
@@ -269,39 +306,57 @@ def _offers(**firms):
 
 def test_offer_values_rise_with_quality_and_fall_with_price():
     offers = _offers(focal={"product": {"quality": 1.2}, "price": {"list": 10.0}}, rival={"price": {"list": 12.0}})
-    terms = np.zeros((1, 2), dtype=np.float32)
-    traits = np.array([[1.0, 1.0, -1.0], [0.0, 1.0, -2.0]], dtype=np.float32)  # quality, service, -price sensitivity
-    v = rules.offer_values(traits, np.zeros(2, np.intp), offers, terms)
-    assert v[0, 0] == pytest.approx(np.log(1.2), rel=1e-5)  # quality-sensitive: focal's quality counts
-    assert v[0, 1] == pytest.approx(-np.log(1.2), rel=1e-5)  # the rival's higher price costs value
-    assert v[1, 0] == pytest.approx(0.0, abs=1e-6)  # quality-blind customer
-    assert v[1, 1] == pytest.approx(-2 * np.log(1.2), rel=1e-5)  # twice as price-sensitive
+
+    def value(quality_sens, service_sens, price_sens, f):
+        return rules.offer_value(quality_sens, service_sens, price_sens, offers.log_quality[f], offers.log_service[f], offers.log_price[f], 0.0)
+
+    assert value(1.0, 1.0, 1.0, 0) == pytest.approx(np.log(1.2), rel=1e-5)  # quality-sensitive: focal's quality counts
+    assert value(1.0, 1.0, 1.0, 1) == pytest.approx(-np.log(1.2), rel=1e-5)  # the rival's higher price costs value
+    assert value(0.0, 1.0, 2.0, 0) == pytest.approx(0.0, abs=1e-6)  # quality-blind customer
+    assert value(0.0, 1.0, 2.0, 1) == pytest.approx(-2 * np.log(1.2), rel=1e-5)  # twice as price-sensitive
 
 
 def test_tenure_value_grows_with_personalisation_learning():
     offers = _offers(focal={"product": {"personalisation": 0.2, "personalisation_days": 180}})
     econ = make_scenario().market.loyalty_economics
-    firm = np.zeros(4, np.intp)
     days = np.array([0.0, 90.0, 180.0, 720.0])
-    v = rules.tenure_value(firm, days, np.ones(4, np.float32), np.zeros(4, np.float32), offers, econ)
+    v = rules.tenure_value(days, 1.0, 0.0, offers.personalisation[0], offers.personalisation_days[0], offers.log_price[0], econ.max_years, econ.price_tolerance_per_year)
     assert v[0] == 0.0 and 0 < v[1] < v[2] == v[3]
     assert v[2] == pytest.approx(np.log1p(0.2), rel=1e-5)
 
 
-def test_purchase_shock_books_stockouts_failures_and_recoveries():
-    rng = np.random.default_rng(0)
-    firm = np.repeat(np.arange(2), 5000)
-    offers = _offers(
-        focal={"service": {"availability": 0.8, "failure_rate": 0.0}},
-        rival={"service": {"failure_rate": 0.5, "recovery_rate": 0.4, "failure_penalty": 0.5, "recovery_boost": 1.1}},
-    )
-    shock, bought, unrecovered, recovered = rules.purchase_shock(firm, offers, 0.0, rng)
-    focal, rival = firm == 0, firm == 1
-    assert (~bought[focal]).mean() == pytest.approx(0.2, abs=0.02)
-    np.testing.assert_array_equal(unrecovered[focal], ~bought[focal])  # a stock-out is a failed purchase
-    assert bought[rival].all()
-    assert unrecovered[rival].mean() == pytest.approx(0.5 * 0.6, abs=0.03)
-    assert recovered[rival].mean() == pytest.approx(0.5 * 0.4, abs=0.03)
-    np.testing.assert_allclose(shock[rival & unrecovered], np.log(0.5), rtol=1e-5)
-    np.testing.assert_allclose(shock[rival & recovered], np.log(1.1), rtol=1e-5)
-    assert np.all(shock[rival & ~unrecovered & ~recovered] == 0)
+def test_tenure_gives_back_part_of_the_price_term():
+    econ = make_scenario().market.loyalty_economics
+    years = np.array([0.0, 1.0, 2.0, 100.0])
+    v = rules.tenure_value(years * 365.0, 0.0, 1.5, 0.0, 180.0, np.log(1.2), econ.max_years, econ.price_tolerance_per_year)
+    expected = 1.5 * np.minimum(np.minimum(years, econ.max_years) * econ.price_tolerance_per_year, 1.0) * np.log(1.2)
+    np.testing.assert_allclose(v, expected, rtol=1e-9)
+
+
+@rules.jit
+def _outcomes(key, n, availability, failure_rate, recovery_rate, noise, penalty, boost):
+    shock, bought = np.empty(n), np.empty(n, np.bool_)
+    unrecovered, recovered = np.empty(n, np.bool_), np.empty(n, np.bool_)
+    for i in range(n):
+        shock[i], bought[i], unrecovered[i], recovered[i] = rules.purchase_outcome(
+            rules.uniform(key, i, 0), rules.uniform(key, i, 1), rules.uniform(key, i, 2), rules.normal(key, i, 3),
+            availability, failure_rate, recovery_rate, noise, penalty, boost,
+        )
+    return shock, bought, unrecovered, recovered
+
+
+def test_purchase_outcomes_book_stockouts_failures_and_recoveries():
+    key = rules.stream_key(0, 1)
+    shock, bought, unrecovered, recovered = _outcomes(key, 5000, 0.8, 0.0, 0.3, 0.0, np.log(0.6), np.log(1.05))
+    assert (~bought).mean() == pytest.approx(0.2, abs=0.02)
+    np.testing.assert_array_equal(unrecovered, ~bought)  # a stock-out is a failed purchase
+    assert not recovered.any()
+    shock, bought, unrecovered, recovered = _outcomes(key, 5000, 1.0, 0.5, 0.4, 0.0, np.log(0.5), np.log(1.1))
+    assert bought.all()
+    assert unrecovered.mean() == pytest.approx(0.5 * 0.6, abs=0.03)
+    assert recovered.mean() == pytest.approx(0.5 * 0.4, abs=0.03)
+    np.testing.assert_allclose(shock[unrecovered], np.log(0.5), rtol=1e-9)
+    np.testing.assert_allclose(shock[recovered], np.log(1.1), rtol=1e-9)
+    assert np.all(shock[~unrecovered & ~recovered] == 0)
+    noisy = _outcomes(key, 20_000, 1.0, 0.0, 0.0, 0.1, 0.0, 0.0)[0]
+    assert noisy.std() == pytest.approx(0.1, rel=0.03)

@@ -1,0 +1,719 @@
+"""The step kernels: each phase of the schedule as one compiled loop over customers.
+
+A kernel visits every person once, reads the state it needs from the population's
+arrays, applies the rules of :mod:`sim.rules` to that one customer and writes the new
+state back in place; what firms need (money, flows, counts) is summed per firm as it
+goes. Nothing is gathered into temporary arrays, so a step streams through memory a few
+times whatever the size of the market, and the draws come from the counter-based
+generator of :mod:`sim.rules` (one stream key per step), so results do not depend on the
+order of the loop.
+
+:class:`sim.model.LoyaltyModel` calls the kernels in the order of MODEL.md section 12;
+the arguments are the population's arrays (``pop``, a :class:`sim.population.State`), the
+firms' offers (``off``, :class:`sim.offers.OfferArrays`), what the step derives from them
+(``ctx``, :class:`Context`) and the scenario's coefficients (``par``, :class:`Params`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from sim.population import HELD
+from sim.rules import (
+    DAYS_PER_YEAR,
+    StepRates,
+    attachment_next,
+    chance,
+    contract_remaining,
+    expectation_next,
+    jit,
+    logit,
+    normal,
+    offer_value,
+    pick,
+    poisson,
+    purchase_outcome,
+    recommend,
+    satisfaction,
+    search_chance,
+    tenure_value,
+    trust_next,
+    uniform,
+)
+from sim.scenario import Scenario
+
+NEG_INF = -np.inf
+
+#: The per-customer helpers take the state tuples; they are inlined into the kernels (a call
+#: would pass and reference-count every array of the tuples each time).
+inline = numba.njit(nogil=True, inline="always", error_model="numpy")
+
+# draw slots (see sim.rules.uniform): each decision of a customer in a step has its own
+S_ENTER, S_CHOOSE, S_REACH = 0, 1, 100  # acquisition (S_REACH + 2 f, + 2 f + 1: firm f's marketing)
+S_STOCK, S_FAILURE, S_RECOVERY, S_NOISE, S_JOIN = 10, 11, 12, 13, 15  # purchases (noise uses 13 and 14)
+S_EXIT, S_SEARCH, S_SWITCH = 20, 21, 22  # stay-or-switch
+S_TALKS, S_LISTENER = 1_000, 1_000_000  # word of mouth: conversations, and whom each is with
+
+# codes of `choice` (what a person does in a step): a firm's index means it joins that firm;
+# F and F + 1 (see decide) mean it leaves the category
+STAY = -1
+
+# churn reasons, in the order of sim.measures.CHURN_REASONS
+LEFT_CATEGORY, DISSATISFIED, PRICE, REWARDS, VALUE = 0, 1, 2, 3, 4
+
+#: Decision terms in the order of the course's loyalty ladder, shallowest first.
+LADDER = np.array([HELD["switching_cost"], HELD["price"], HELD["rewards"], HELD["trust"]], dtype=np.uint8)
+H_NONE, H_NO_ALTERNATIVE, H_NOT_LOOKING = HELD["none"], HELD["no_alternative"], HELD["not_looking"]
+
+# per-firm money of a step (rows of the `money` table the consume kernel fills)
+M_REVENUE, M_GOODS, M_SERVICE, M_REWARDS, M_MEMBERS = 0, 1, 2, 3, 4
+MONEY_ROWS = 5
+
+
+class Params(NamedTuple):
+    """The scenario's coefficients in force, converted to one step (plain numbers)."""
+
+    step_years: float
+    step_days: float
+    steps_per_year: float
+    satisfaction_weight: float
+    experience_weight: float
+    promise_weight: float
+    trust_gain: float
+    trust_loss: float
+    trust_met: float
+    failure_loss: float
+    trust_initial: float
+    attachment_trust_gain: float
+    attachment_decay: float
+    spend_decay: float
+    spend_weight: float
+    buzz_decay: float
+    log_discount: float  # log(1 + discount rate per step)
+    noise: float
+    word_of_mouth_effect: float  # on expectation
+    word_of_mouth_weight: float  # in choice
+    trust_weight: float
+    attachment_weight: float
+    outside_value: float
+    scale: float
+    psychological_cost: float
+    horizon_years: float
+    referral_rate: float
+    positive_reach: float  # conversations per step of a promoter
+    negative_reach: float  # of a detractor
+    nps_satisfaction: float
+    nps_trust: float
+    nps_attachment: float
+    nps_offset: float
+    generally_satisfied: float
+    max_years: float
+    basket_growth: float
+    serve_cost_decline: float
+    price_tolerance: float
+
+    @classmethod
+    def of(cls, scenario: Scenario, rates: StepRates) -> Params:
+        b, econ, step_days = scenario.behaviour, scenario.market.loyalty_economics, scenario.market.step_days
+        years = rates.step_years
+        return cls(**{name: float(v) for name, v in dict(
+            step_years=years,
+            step_days=step_days,
+            steps_per_year=DAYS_PER_YEAR / step_days,
+            satisfaction_weight=rates.satisfaction_weight,
+            experience_weight=rates.experience_weight,
+            promise_weight=rates.promise_weight,
+            trust_gain=rates.trust_gain,
+            trust_loss=rates.trust_loss,
+            trust_met=b.trust.met_threshold,
+            failure_loss=b.trust.failure_loss,
+            trust_initial=b.trust.initial,
+            attachment_trust_gain=b.attachment.trust_gain_per_year,
+            attachment_decay=b.attachment.decay_per_year,
+            spend_decay=rates.spend_decay,
+            spend_weight=rates.spend_weight,
+            buzz_decay=rates.buzz_decay,
+            log_discount=math.log1p(rates.discount_per_step),
+            noise=b.satisfaction.experience_noise,
+            word_of_mouth_effect=b.expectation.word_of_mouth_effect,
+            word_of_mouth_weight=b.choice.word_of_mouth_weight,
+            trust_weight=b.choice.trust_weight,
+            attachment_weight=b.choice.attachment_weight,
+            outside_value=b.choice.outside_value,
+            scale=b.choice.scale,
+            psychological_cost=b.choice.psychological_cost,
+            horizon_years=b.choice.decision_horizon_days / DAYS_PER_YEAR,
+            referral_rate=b.word_of_mouth.referral_rate,
+            positive_reach=b.word_of_mouth.positive_reach_per_year * years,
+            negative_reach=b.word_of_mouth.negative_reach_per_year * years,
+            nps_satisfaction=b.nps.satisfaction_weight,
+            nps_trust=b.nps.trust_weight,
+            nps_attachment=b.nps.attachment_weight,
+            nps_offset=b.nps.offset,
+            generally_satisfied=b.satisfaction.generally_satisfied,
+            max_years=econ.max_years,
+            basket_growth=econ.basket_growth_per_year,
+            serve_cost_decline=econ.serve_cost_decline_per_year,
+            price_tolerance=econ.price_tolerance_per_year,
+        ).items()})
+
+
+class Context(NamedTuple):
+    """What a step derives from the offers, per firm (F,) or per segment and firm (S, F)."""
+
+    typical: np.ndarray  # log value of each firm's offer to its typical customer (what it advertises)
+    promise_term: np.ndarray  # believed part of each firm's promise: credibility * log promise
+    entry_rate: np.ndarray  # reward value per unit of spend a new customer can expect (profit share included)
+    profit_share_rate: np.ndarray
+    points_keep: np.ndarray  # share of points still valid after a step (expiry)
+    segment_terms: np.ndarray  # (S, F) image, convenience and risk value
+    available: np.ndarray  # (S, F) bool: the firm is active and serves the segment
+    segment_entry: np.ndarray  # (S,) 1/year
+    exit_chance: np.ndarray  # (S,) chance of leaving the category in a step
+    curve_x: np.ndarray  # search curve: satisfaction points
+    curve_p: np.ndarray  # and yearly search probabilities
+
+
+# --------------------------------------------------------------------------- small rules of the engine
+#
+# The kernels below index the state tuples directly and call rules on plain numbers: a
+# compiled call that takes a whole state tuple reference-counts every array in it, which
+# would cost more than the work of a customer. Only the rare paths (a customer leaving)
+# call a helper with a tuple.
+
+
+@inline
+def promised_value(demandingness, typical, promise_term):
+    """The value a person is led to expect from a firm: its typical value inflated by the
+    believed part of its promise, times the person's demandingness."""
+    return demandingness * math.exp(typical + promise_term)
+
+
+@inline
+def bracket(spend_table, f, annual_spend):
+    """Index of the highest row of ``spend_table[f]`` (tier or volume bracket; 0 = none)
+    whose minimum annual spend ``annual_spend`` reaches."""
+    k = 0
+    for j in range(1, spend_table.shape[1]):
+        if annual_spend >= spend_table[f, j]:
+            k = j
+    return k
+
+
+@inline
+def decompose(price_sensitivity, tolerance, log_price_own, log_price_other, reward_sensitivity, own_rate, entry_rate_other, stay, other_total):
+    """Split the advantage of staying (utility ``stay``) over joining another firm (utility
+    ``other_total`` before switching cost) into its terms (price, rewards, trust).
+
+    price: the price part of perceived value (own firm at the customer's tolerance);
+    rewards: reward value of staying minus that of joining; trust: everything else that is
+    not switching cost (quality, service and experience, trust, attachment, word of mouth,
+    the other firm's promise)."""
+    price = -price_sensitivity * (1.0 - tolerance) * log_price_own + price_sensitivity * log_price_other
+    reward = reward_sensitivity * (own_rate - entry_rate_other)
+    return price, reward, stay - other_total - price - reward
+
+
+@inline
+def end_relationship(pop, i):
+    """Person ``i`` stops buying from its firm and becomes a prospect."""
+    pop.firm[i] = -1
+    pop.tenure[i] = 0
+    pop.member[i] = False
+    pop.points[i] = 0.0
+    pop.stamps[i] = 0.0
+    pop.tier[i] = 0
+    pop.held_by[i] = H_NONE
+    pop.switching_cost[i] = 0.0
+    pop.repurchase[i] = 0.0
+    pop.recommend[i] = 0
+
+
+# --------------------------------------------------------------------------- the phases
+
+
+@jit
+def typical_values(pop, off, ctx, n_firms):
+    """(F,) log value each firm's offer gives its typical customer (mean over its customers;
+    over the people it can serve while it has none). This is what its advertising describes."""
+    own_sum, own_count = np.zeros(n_firms), np.zeros(n_firms)
+    for i in range(pop.firm.size):
+        f = pop.firm[i]
+        if f >= 0:
+            own_sum[f] += offer_value(
+                pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+                off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[pop.segment[i], f],
+            )
+            own_count[f] += 1
+    servable_sum, servable_count = np.zeros(n_firms), np.zeros(n_firms)
+    if n_firms > 0 and own_count.min() == 0:
+        for i in range(pop.firm.size):
+            seg = pop.segment[i]
+            for f in range(n_firms):
+                if own_count[f] == 0 and ctx.available[seg, f]:
+                    servable_sum[f] += offer_value(
+                        pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+                        off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
+                    )
+                    servable_count[f] += 1
+    out = np.zeros(n_firms)
+    for f in range(n_firms):
+        if own_count[f] > 0:
+            out[f] = own_sum[f] / own_count[f]
+        elif servable_count[f] > 0:
+            out[f] = servable_sum[f] / servable_count[f]
+    return out
+
+
+@jit
+def acquire(pop, off, ctx, par, key, choice, acquired):
+    """Prospects start shopping (on their own, through referrals, or reached by marketing)
+    and choose a firm or none. ``choice`` gets the firm each new customer chose (STAY for
+    everyone else; :func:`start` then starts the relationships); ``acquired`` counts them."""
+    n_firms = acquired.size
+    n_segments = ctx.available.shape[0]
+    prospects = np.zeros(n_segments)
+    for i in range(pop.firm.size):
+        if pop.firm[i] < 0:
+            prospects[pop.segment[i]] += 1
+    reach = np.zeros(n_firms)  # chance that a servable prospect is reached by the firm's marketing
+    for f in range(n_firms):
+        if off.active[f] and off.marketing_per_year[f] > 0:
+            reachable = 0.0
+            for s in range(n_segments):
+                if ctx.available[s, f]:
+                    reachable += prospects[s]
+            if reachable > 0:
+                reach[f] = min(1.0, off.marketing_per_year[f] * par.step_years / off.cost_per_contact[f] / reachable)
+    aware = np.zeros(n_firms, dtype=np.bool_)
+    utility = np.empty(n_firms)
+    probabilities = np.empty(n_firms + 1)
+    for i in range(pop.firm.size):
+        choice[i] = STAY
+        if pop.firm[i] >= 0:
+            continue
+        seg = pop.segment[i]
+        good_news = 0.0
+        for f in range(n_firms):
+            good_news += max(pop.buzz[i, f], 0.0)
+        enter = uniform(key, i, S_ENTER) < chance(ctx.segment_entry[seg] + par.referral_rate * good_news, par.step_years)
+        for f in range(n_firms):
+            aware[f] = (
+                reach[f] > 0 and ctx.available[seg, f]
+                and uniform(key, i, S_REACH + 2 * f) < reach[f] and uniform(key, i, S_REACH + 2 * f + 1) < off.response_rate[f]
+            )
+            enter = enter or aware[f]
+        if not enter:
+            continue
+        for f in range(n_firms):
+            if ctx.available[seg, f]:
+                utility[f] = (
+                    offer_value(
+                        pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+                        off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
+                    )
+                    + ctx.promise_term[f] + pop.reward_sensitivity[i] * ctx.entry_rate[f]
+                    + par.word_of_mouth_weight * math.tanh(pop.buzz[i, f]) + (off.awareness_bonus[f] if aware[f] else 0.0)
+                )
+            else:
+                utility[f] = NEG_INF
+        logit(utility, par.outside_value, par.scale, probabilities)
+        g = pick(probabilities, uniform(key, i, S_CHOOSE))
+        if g < n_firms:
+            choice[i] = g
+            acquired[g] += 1
+
+
+@jit
+def start(pop, off, ctx, par, choice):
+    """Everyone with a firm in ``choice`` becomes a new customer of it.
+
+    A new customer expects what it was led to expect: the firm's (partly believed)
+    promise, scaled by its own demandingness and shifted by what it heard about the firm.
+    Its satisfaction starts at 1 (no purchase yet), its trust at the initial trust, and
+    points, stamps, spend, attachment and club membership at zero."""
+    n_firms = off.price.size
+    score = recommend(1.0, par.trust_initial, 0.0, par.nps_satisfaction, par.nps_trust, par.nps_attachment, par.nps_offset)
+    for i in range(pop.firm.size):
+        f = choice[i]
+        if f < 0 or f >= n_firms:
+            continue
+        heard = math.tanh(pop.buzz[i, f]) * par.word_of_mouth_effect
+        expectation = promised_value(pop.expectation_level[i], ctx.typical[f], ctx.promise_term[f]) * math.exp(heard)
+        pop.firm[i] = f
+        pop.tenure[i] = 0
+        pop.expectation[i] = expectation
+        pop.perceived_value[i] = expectation  # no purchase yet: neither delighted nor disappointed
+        pop.satisfaction[i] = 1.0
+        pop.satisfaction_avg[i] = 1.0
+        pop.experience[i] = 0.0
+        pop.trust[i] = par.trust_initial
+        pop.attachment[i] = 0.0
+        pop.points[i] = 0.0
+        pop.stamps[i] = 0.0
+        pop.annual_spend[i] = 0.0
+        pop.tier[i] = bracket(off.tier_spend, f, 0.0)
+        pop.member[i] = False
+        pop.held_by[i] = H_NONE
+        pop.switching_cost[i] = 0.0
+        pop.repurchase[i] = 0.0
+        pop.recommend[i] = score
+        pop.value_to_date[i] = 0.0
+
+
+@jit
+def consume(pop, off, ctx, par, key, money, margin):
+    """Purchases, experience, rewards and community for every customer.
+
+    Purchases: occasions, units (the basket grows with tenure), money, discounts, costs
+    (cost to serve falls with tenure), stock-outs, failures and recoveries. Experience:
+    perceived value b, satisfaction c = b / a and the updates of a, trust and the running
+    averages. Rewards: points earned, expired and redeemed (every outstanding point is
+    honoured when a programme ends), punch-card stamps, annual spend and tiers.
+    Community: inclined customers join their firm's club; attachment follows trust and
+    the club's care. ``money`` (MONEY_ROWS, F) gets each firm's revenue and costs, ``margin``
+    each customer's margin, discounted to the start of its relationship (:func:`age` adds it
+    to the value to date of those who stay)."""
+    for i in range(pop.firm.size):
+        f = pop.firm[i]
+        if f < 0:
+            continue
+        # purchase
+        z = normal(key, i, S_NOISE) if par.noise > 0 else 0.0
+        shock, bought, failed, recovered = purchase_outcome(
+            uniform(key, i, S_STOCK), uniform(key, i, S_FAILURE), uniform(key, i, S_RECOVERY), z,
+            off.availability[f], off.failure_rate[f], off.recovery_rate[f], par.noise, off.log_failure_penalty[f], off.log_recovery_boost[f],
+        )
+        tenure_days = pop.tenure[i] * par.step_days
+        years_in = min(tenure_days / DAYS_PER_YEAR, par.max_years)
+        occasions = pop.purchases_per_year[i] * par.step_years if bought else 0.0
+        units = occasions * pop.basket[i] * (1.0 + par.basket_growth * years_in)
+        gross = units * off.price[f]
+        t = pop.tier[i]
+        keep = (1.0 - off.tier_discount[f, t]) * (1.0 - off.volume_discount[f, bracket(off.volume_spend, f, pop.annual_spend[i])])
+        discount = gross * (1.0 - keep)
+        goods = units * off.unit_cost[f]
+        service = occasions * off.cost_per_purchase[f] * max(1.0 - par.serve_cost_decline * years_in, 0.0)
+        if recovered:
+            service += off.recovery_cost[f]
+        # experience
+        own = offer_value(
+            pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+            off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[pop.segment[i], f],
+        ) + tenure_value(
+            tenure_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
+            off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
+        )
+        perceived = math.exp(own + shock)
+        c = satisfaction(perceived, pop.expectation[i])
+        pop.perceived_value[i] = perceived
+        pop.satisfaction[i] = c
+        pop.satisfaction_avg[i] += par.satisfaction_weight * (c - pop.satisfaction_avg[i])
+        pop.experience[i] += par.satisfaction_weight * (shock - pop.experience[i])
+        promised = promised_value(pop.expectation_level[i], ctx.typical[f], ctx.promise_term[f])
+        pop.expectation[i] = expectation_next(pop.expectation[i], perceived, promised, par.experience_weight, par.promise_weight)
+        trust = trust_next(pop.trust[i], c, failed, par.trust_met, par.trust_gain, par.trust_loss, par.failure_loss)
+        pop.trust[i] = trust
+        # rewards
+        spend = gross - discount
+        earned = spend * off.points_rate[f] * off.tier_points[f, t]
+        points = pop.points[i] * ctx.points_keep[f] + earned
+        threshold = off.redemption_threshold[f]
+        redeemed = math.floor(points / threshold) * threshold if off.rewards_active[f] else points
+        pop.points[i] = points - redeemed
+        free = 0.0
+        if off.punch_stamps[f] > 0:
+            stamps = pop.stamps[i] + occasions
+            free = math.floor(stamps / off.punch_stamps[f])
+            pop.stamps[i] = stamps - free * off.punch_stamps[f]
+        else:
+            pop.stamps[i] = 0.0
+        purchase_value = gross / max(occasions, 1e-12)
+        reward_cost = discount + redeemed * off.point_value[f] + earned * off.coalition_fee[f] + free * purchase_value
+        annual_spend = pop.annual_spend[i] * par.spend_decay + spend * par.spend_weight
+        pop.annual_spend[i] = annual_spend
+        pop.tier[i] = bracket(off.tier_spend, f, annual_spend)
+        # community
+        member = False
+        if off.community[f]:
+            member = pop.member[i] or uniform(key, i, S_JOIN) < chance(off.join_per_year[f] * pop.community_propensity[i], par.step_years)
+        pop.member[i] = member
+        drive = off.attachment_per_year[f] * off.community_intensity[f] if member else 0.0
+        pop.attachment[i] = attachment_next(pop.attachment[i], trust, drive, par.attachment_trust_gain, par.attachment_decay, par.step_years)
+        # books
+        money[M_REVENUE, f] += gross
+        money[M_GOODS, f] += goods
+        money[M_SERVICE, f] += service
+        money[M_REWARDS, f] += reward_cost
+        if member:
+            money[M_MEMBERS, f] += 1.0
+        margin[i] = (gross - goods - service - reward_cost) * math.exp(-pop.tenure[i] * par.log_discount)
+
+
+@jit
+def word_of_mouth(pop, off, par, key, ties, heard, positive, negative):
+    """Promoters and detractors talk to their ties; what people hear shifts expectations and choices.
+
+    Everyone's buzz (net word of mouth heard about each firm) fades; each customer's
+    likelihood to recommend is scored; a promoter (9-10) has Poisson(positive reach, more
+    for club members) conversations this step, a detractor (0-6) Poisson(negative reach),
+    each with one of its ties drawn at random; the listener's buzz about the speaker's
+    firm moves by +1 or -1. A customer who heard about its own firm adjusts its
+    expectation. ``heard`` is a zeroed scratch array (one entry per person); ``positive``
+    and ``negative`` count conversations about each firm."""
+    n, n_firms = pop.buzz.shape
+    degree = ties.shape[1]
+    decay = np.float32(par.buzz_decay)
+    for i in range(n):
+        for f in range(n_firms):
+            pop.buzz[i, f] *= decay
+    for i in range(n):
+        f = pop.firm[i]
+        if f < 0:
+            continue
+        score = recommend(pop.satisfaction_avg[i], pop.trust[i], pop.attachment[i], par.nps_satisfaction, par.nps_trust, par.nps_attachment, par.nps_offset)
+        pop.recommend[i] = score
+        if score >= 9:
+            rate, sign = par.positive_reach * (1.0 + off.word_of_mouth_boost[f] * pop.member[i]), 1.0
+        elif score <= 6:
+            rate, sign = par.negative_reach, -1.0
+        else:
+            continue
+        if degree == 0:
+            continue
+        talks = poisson(rate, key, i, S_TALKS)
+        for k in range(talks):
+            j = ties[i, min(int(uniform(key, i, S_LISTENER + k) * degree), degree - 1)]
+            pop.buzz[j, f] += sign
+            if pop.firm[j] == f:
+                heard[j] += sign
+        if sign > 0:
+            positive[f] += talks
+        else:
+            negative[f] += talks
+    for i in range(n):
+        if heard[i] != 0:
+            pop.expectation[i] *= math.exp(par.word_of_mouth_effect * math.tanh(heard[i]))
+            heard[i] = 0
+
+
+@jit
+def decide(pop, off, ctx, par, key, choice, reason, draw):
+    """The stay-or-switch decision of customers, and the loyalty type it gives them.
+
+    Decision terms: the utility of staying (own value with what tenure adds, experience,
+    own rewards, trust, attachment, word of mouth), of every other firm the customer can
+    buy from (its value, believed promise, entry rewards and word of mouth, less the
+    switching cost) and of leaving the category (less the switching cost), with logit
+    choice probabilities; the chance of leaving the category (its natural exit rate) and of
+    searching (the satisfaction curve, raised by bad news heard, damped by inertia).
+
+    With ``draw``, every customer is visited: customers who joined this step only get their
+    terms; the others may leave the category, else search, and a searcher chooses. ``choice``
+    gets STAY, a rival's index, F (leave the category by choice) or F + 1 (leave it for reasons
+    no firm controls), and ``reason`` why a leaver leaves: no firm's doing (left the
+    category), dissatisfaction, or the term that most favoured the rival it chose (price,
+    rewards, else value). Without ``draw``, only customers whose ``choice`` is a firm (those who
+    just joined it) get their terms, and nothing is drawn.
+
+    Loyalty type (every visited customer, as if it stays): the advantage of staying over
+    the best alternative firm is split into price, rewards, trust and switching cost. A
+    term is pivotal when without it the alternative would win. Loyalty is only as deep as
+    its shallowest necessary support, so the type is the first pivotal term on the
+    course's ladder (switching cost, price, rewards, trust); a customer held by several
+    terms none of which is pivotal is named after the largest. No alternative firm:
+    monopoly. No advantage: inertia if it did not look this step, none (a switcher in
+    waiting) if it did. Also stores the switching cost and the yearly repurchase probability."""
+    n_firms = off.price.size
+    utility = np.empty(n_firms)
+    probabilities = np.empty(n_firms + 1)
+    for i in range(pop.firm.size):
+        f = pop.firm[i]
+        if draw:
+            choice[i] = STAY
+        elif choice[i] < 0 or choice[i] >= n_firms:
+            continue
+        if f < 0:
+            continue
+        seg = pop.segment[i]
+        tenure_days = pop.tenure[i] * par.step_days
+        reward_sensitivity = pop.reward_sensitivity[i]
+        # switching cost: money at stake (points at their value to the customer, punch-card
+        # progress, learning cost, ecosystem value growing with tenure, the exit fee for the
+        # part of the contract period still to run) spread over the decision horizon's
+        # spend, plus a psychological cost
+        purchase_value = pop.basket[i] * off.price[f]
+        at_stake = off.learning_cost[f] + off.ecosystem_per_year[f] * tenure_days / DAYS_PER_YEAR
+        if off.rewards_active[f]:
+            at_stake += pop.points[i] * off.customer_point_value[f]
+        if off.punch_stamps[f] > 0:
+            at_stake += pop.stamps[i] / off.punch_stamps[f] * purchase_value
+        if off.exit_fee[f] > 0:
+            at_stake += off.exit_fee[f] * contract_remaining(tenure_days, off.contract_days[f])
+        switching = at_stake / max(pop.purchases_per_year[i] * purchase_value * par.horizon_years, 1e-9) + par.psychological_cost
+        # own reward rate: points at the tier's multiplier, punch card, tier and volume
+        # discounts, profit share
+        t = pop.tier[i]
+        own_rate = (
+            off.points_rate[f] * off.customer_point_value[f] * off.tier_points[f, t] + off.tier_discount[f, t]
+            + off.volume_discount[f, bracket(off.volume_spend, f, pop.annual_spend[i])] + ctx.profit_share_rate[f]
+        )
+        if off.punch_stamps[f] > 0:
+            own_rate += 1.0 / (off.punch_stamps[f] + 1.0)
+        for g in range(n_firms):
+            if g != f and ctx.available[seg, g]:
+                utility[g] = (
+                    offer_value(
+                        pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+                        off.log_quality[g], off.log_service[g], off.log_price[g], ctx.segment_terms[seg, g],
+                    )
+                    + ctx.promise_term[g] + reward_sensitivity * ctx.entry_rate[g]
+                    + par.word_of_mouth_weight * math.tanh(pop.buzz[i, g]) - switching
+                )
+            else:
+                utility[g] = NEG_INF
+        own = offer_value(
+            pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+            off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
+        ) + tenure_value(
+            tenure_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
+            off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
+        )
+        stay = (
+            own + pop.experience[i] + reward_sensitivity * own_rate
+            + par.trust_weight * pop.trust[i] + par.attachment_weight * pop.attachment[i]
+            + par.word_of_mouth_weight * math.tanh(pop.buzz[i, f])
+        )
+        utility[f] = stay if off.active[f] else NEG_INF
+        logit(utility, par.outside_value - switching, par.scale, probabilities)
+        exit_p = ctx.exit_chance[seg]
+        if off.active[f]:
+            search_p = search_chance(pop.satisfaction_avg[i], pop.inertia[i], ctx.curve_x, ctx.curve_p, par.step_years)
+            if pop.buzz[i, f] < 0:  # bad news heard about the firm
+                search_p = 1.0 - (1.0 - search_p) * (1.0 - chance(-par.referral_rate * pop.buzz[i, f], par.step_years))
+        else:
+            search_p = 1.0  # a firm that left the market loses everyone
+        tolerance = min(min(tenure_days / DAYS_PER_YEAR, par.max_years) * par.price_tolerance, 1.0)
+        # the draws
+        searched = False
+        if draw and pop.tenure[i] > 0:
+            if uniform(key, i, S_EXIT) < exit_p:
+                choice[i] = n_firms + 1
+                reason[i] = LEFT_CATEGORY
+            elif uniform(key, i, S_SEARCH) < search_p:
+                searched = True
+                g = pick(probabilities, uniform(key, i, S_SWITCH))
+                if g != f:
+                    choice[i] = g
+                    if pop.satisfaction_avg[i] < par.generally_satisfied:
+                        reason[i] = DISSATISFIED
+                    elif g < n_firms:
+                        price, reward, _ = decompose(
+                            pop.price_sensitivity[i], tolerance, off.log_price[f], off.log_price[g],
+                            reward_sensitivity, own_rate, ctx.entry_rate[g], stay, utility[g] + switching,
+                        )
+                        reason[i] = PRICE if price < 0 and price <= reward else REWARDS if reward < 0 else VALUE
+                    else:
+                        reason[i] = VALUE
+        # the loyalty type
+        best, best_utility = -1, NEG_INF
+        for g in range(n_firms):
+            if g != f and (best < 0 or utility[g] > best_utility):
+                best, best_utility = g, utility[g]
+        if best < 0 or not best_utility > NEG_INF:
+            held = H_NO_ALTERNATIVE
+        else:
+            advantage = stay - best_utility
+            if advantage > 0:
+                price, reward, trust = decompose(
+                    pop.price_sensitivity[i], tolerance, off.log_price[f], off.log_price[best],
+                    reward_sensitivity, own_rate, ctx.entry_rate[best], stay, best_utility + switching,
+                )
+                terms = (switching, price, reward, trust)  # the course's ladder, shallowest first
+                k_pivotal, k_largest, largest = -1, 0, terms[0]
+                for k in range(4):
+                    if k_pivotal < 0 and terms[k] > 0 and advantage - terms[k] <= 0:
+                        k_pivotal = k
+                    if terms[k] > largest:
+                        k_largest, largest = k, terms[k]
+                held = LADDER[k_pivotal] if k_pivotal >= 0 else LADDER[k_largest]
+            else:
+                held = H_NONE if searched else H_NOT_LOOKING
+        pop.held_by[i] = held
+        pop.switching_cost[i] = switching
+        stay_step = (1.0 - exit_p) * (1.0 - search_p * (1.0 - probabilities[f]))
+        pop.repurchase[i] = stay_step**par.steps_per_year
+
+
+@jit
+def settle(pop, choice, reason, margin, churn, lost, won):
+    """Count the step's leavers by firm and reason (``churn``) and the moves between firms
+    (``lost``, ``won``); those who leave the category become prospects. Movers keep their new
+    firm in ``choice`` (everyone else gets STAY) for :func:`start` and :func:`decide`. A
+    leaver's margin of the step does not count toward the value of a relationship it ended."""
+    n_firms = lost.size
+    for i in range(pop.firm.size):
+        g = choice[i]
+        if g == STAY:
+            continue
+        f = pop.firm[i]
+        churn[reason[i], f] += 1
+        margin[i] = 0.0
+        if g < n_firms:
+            lost[f] += 1
+            won[g] += 1
+        else:
+            end_relationship(pop, i)
+            choice[i] = STAY
+
+
+@jit
+def age(firm, tenure, value_to_date, margin):
+    """Everyone who is a customer at the end of a step adds its margin of the step to the
+    value of its relationship, and a step of tenure."""
+    for i in range(firm.size):
+        if firm[i] >= 0:
+            value_to_date[i] += margin[i]
+            tenure[i] += 1
+
+
+@jit
+def orphan(pop, active, closed):
+    """Customers of firms that left the market lose them (churn reason ``firm_closed``)."""
+    for i in range(pop.firm.size):
+        f = pop.firm[i]
+        if f >= 0 and not active[f]:
+            closed[f] += 1
+            end_relationship(pop, i)
+
+
+@jit
+def own_values(pop, off, ctx, par, idx):
+    """Own-firm value (with what tenure adds) and promised value of customers ``idx``."""
+    own = np.empty(idx.size)
+    promise = np.empty(idx.size)
+    for k in range(idx.size):
+        i = idx[k]
+        f = pop.firm[i]
+        own[k] = offer_value(
+            pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+            off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[pop.segment[i], f],
+        ) + tenure_value(
+            pop.tenure[i] * par.step_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
+            off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
+        )
+        promise[k] = promised_value(pop.expectation_level[i], ctx.typical[f], ctx.promise_term[f])
+    return own, promise
+
+
+@jit
+def tiers(spend_table, firm, annual_spend):
+    """Tier of customers of ``firm`` with this annual spend."""
+    out = np.empty(firm.size, dtype=np.int8)
+    for k in range(firm.size):
+        out[k] = bracket(spend_table, firm[k], annual_spend[k])
+    return out
