@@ -1,0 +1,63 @@
+"""Validation: the model reproduces closed forms (verification) and stylised facts.
+
+The checks live in :mod:`sim.validation` (also run by ``loyalty-sim validate-model``);
+these tests run them with small markets and assert their verdicts, and also that each
+comparison has the power to reject a wrong closed form."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sim import validation as v
+
+
+def test_gupta_lehmann_closed_form_sums():
+    # the finite sum approaches the closed form, and the growth form reduces to the plain one
+    assert v.gupta_lehmann(48, 0.8, 0.1, periods=400) == pytest.approx(48 * 0.8 / (1.1 - 0.8))
+    assert v.gupta_lehmann(48, 0.8, 0.1, 0.05) == pytest.approx(48 * 0.8 / (1.1 - 0.8 * 1.05))
+    assert v.gupta_lehmann(48, 0.8, 0.1, 0.0) == v.gupta_lehmann(48, 0.8, 0.1)
+    assert v.gupta_lehmann(10, 0.5, 0.0, periods=1) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("growth", [0.0, 0.05])
+def test_clv_matches_gupta_lehmann(growth):
+    check = v.check_clv(growth, population=12_000)
+    assert check.passed, check.details
+    # the comparison has power: a retention 0.03 lower would be rejected
+    wrong = v.gupta_lehmann(check.details["margin_m"], 0.77, 0.10, growth, periods=check.details["years"])
+    assert abs(check.simulated - wrong) > 4 * check.error
+
+
+def test_clv_measure_matches_its_closed_form():
+    check = v.check_clv_measure(population=12_000)
+    assert check.passed, check.details
+    assert check.details["margin_measured"] == pytest.approx(check.details["margin_m"])
+
+
+def test_cohort_survival_is_r_to_the_t():
+    check = v.check_survival(population=12_000)
+    assert check.passed, check.details
+    survival = check.series["survival"]
+    assert all(b <= a for a, b in zip(survival, survival[1:])), "nobody enters, so survival never rises"
+    # power: r^t with r = 0.78 is rejected at three years
+    assert abs(check.simulated - 0.78**3) > 4 * check.error
+
+
+def test_word_of_mouth_adoption_has_the_bass_shape():
+    check = v.check_bass()
+    assert check.passed, check.details
+    assert check.details["p_fitted"] == pytest.approx(0.05, rel=0.35)
+    # the peak of adoption comes when Bass puts it (ln(q/p) / (p + q) years), within a quarter year
+    assert abs(check.details["peak_year_sim"] - check.details["peak_year_bass"]) < 0.25
+
+
+def test_bass_equivalent_q_follows_the_mean_field():
+    # q grows with the referral rate and the reach, and with memory (buzz lasts longer)
+    base = v.bass_equivalent_q(1.0, 12.0, 7.0, 7.0)
+    assert v.bass_equivalent_q(2.0, 12.0, 7.0, 7.0) == pytest.approx(2 * base)
+    assert v.bass_equivalent_q(1.0, 12.0, 7.0, 70.0) > base
+    # a long memory gives referral_rate * reach * memory in years
+    assert v.bass_equivalent_q(1.0, 12.0, 1.0, 3650.0) == pytest.approx(12.0 * 10.0, rel=0.01)
+    assert not math.isnan(base)
