@@ -345,3 +345,66 @@ CLOSED_FORMS: dict[str, Callable[[], Check]] = {
     "survival": check_survival,
     "bass": check_bass,
 }
+
+
+# --------------------------------------------------------------------------- ODD completeness
+
+
+def scenario_key_paths() -> list[str]:
+    """Every key a scenario file may hold, as a dotted path in the notation of
+    ``docs/model.md``: ``firms.F.`` for any firm, ``segments[k].`` for any segment,
+    ``[]`` for the items of other lists (``firms.F.rewards.tiers[].discount``)."""
+    from pydantic import BaseModel
+
+    from sim.scenario import Firm, Scenario, _unwrap
+
+    paths: list[str] = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            path = f"{prefix}{name}"
+            if model is Scenario and name == "firms":
+                walk(Firm, "firms.F.")
+                continue
+            if model is Scenario and name == "segments":
+                from sim.scenario import Segment
+
+                walk(Segment, "segments[k].")
+                continue
+            child = _unwrap(info.annotation)
+            is_list = "list[" in str(info.annotation) and child is not None
+            if child is not None and not (name in {"mean", "sd"}):
+                if child.__name__ == "Trait":
+                    paths.append(path)  # a trait: a number or {mean, sd}
+                    continue
+                walk(child, f"{path}[]." if is_list else f"{path}.")
+                continue
+            paths.append(path)
+
+    walk(Scenario, "")
+    return paths
+
+
+def schema_default(path: str) -> str:
+    """The default of a key path of :func:`scenario_key_paths`, as written in the key index of
+    ``docs/model.md`` (JSON; ``-`` for keys inside lists and the timeline, which have no
+    scenario-wide default)."""
+    import json
+
+    from sim.scenario import Firm, Scenario, Segment
+
+    if "[]" in path or path.startswith("timeline"):
+        return "-"
+    if path.startswith("firms.F."):
+        model, parts = Firm(), path[len("firms.F."):].split(".")
+    elif path.startswith("segments[k]."):
+        model, parts = Segment(), path[len("segments[k]."):].split(".")
+    else:
+        model, parts = Scenario(), path.split(".")
+    value: Any = model
+    for part in parts:
+        value = getattr(value, part)
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    text = json.dumps(value, separators=(", ", ": "))
+    return text.replace("|", "\\|")
