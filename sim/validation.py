@@ -408,3 +408,305 @@ def schema_default(path: str) -> str:
         value = value.model_dump(mode="json")
     text = json.dumps(value, separators=(", ", ": "))
     return text.replace("|", "\\|")
+
+
+# --------------------------------------------------------------------------- stylised facts
+#
+# Each fact runs a small market several times (seeds spawned from one base seed, as in
+# sim.experiments) and judges the direction and size of an effect against its spread over
+# the replications. Markets are built from the shipped starter scenario's segments, so the
+# facts are about the model as users run it, not about a market tuned for the check.
+
+
+def _starter(population: int, steps: int, **over: Any) -> dict[str, Any]:
+    from pathlib import Path
+
+    from sim.api import load_scenario
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "starter.yaml"
+    data = load_scenario(path).model_dump(mode="json")
+    data["market"].update(population=population, steps=steps)
+    return _merge(data, over)
+
+
+def _seeds(base: int, replications: int) -> list[int]:
+    from sim.experiments import replication_seeds
+
+    return replication_seeds(base, replications)
+
+
+def _paired_t(diff: np.ndarray) -> float:
+    """t statistic of the mean of paired differences (inf when they do not vary)."""
+    diff = np.asarray(diff, dtype=float)
+    sd = diff.std(ddof=1) if diff.size > 1 else 0.0
+    return float("inf") * np.sign(diff.mean()) if sd == 0 else float(diff.mean() / (sd / math.sqrt(diff.size)))
+
+
+PROMISE_LEVELS = (0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.6)
+
+
+def fact_promise(replications: int = 4, population: int = 3000, steps: int = 36, levels: tuple[float, ...] = PROMISE_LEVELS, seed: int = 1) -> Check:
+    """Expectation management: profit over the focal firm's promise level is an inverted U.
+
+    The starter market, the focal firm's ``product.promise`` set to each level (common random
+    numbers: the same seeds at every level); outcome: its cumulative profit over three years.
+    Under-promising loses buyers (the promise raises choice utility), over-promising raises
+    expectations above what is delivered and loses repeat purchase. Passes when the best
+    level is interior and both end levels are below it by more than 3 paired standard errors."""
+    seeds = _seeds(seed, replications)
+    profit = np.zeros((len(seeds), len(levels)))
+    for i, s in enumerate(seeds):
+        for j, level in enumerate(levels):
+            scenario = scenario_of(_starter(population, steps), firms={"focal": {"product": {"promise": level}}})
+            profit[i, j] = _run(scenario, s).metrics.table["cumulative_profit"][-1, scenario_index(scenario)]
+    mean = profit.mean(axis=0)
+    best = int(np.argmax(mean))
+    t_low, t_high = _paired_t(profit[:, best] - profit[:, 0]), _paired_t(profit[:, best] - profit[:, -1])
+    se = profit.std(axis=0, ddof=1) / math.sqrt(len(seeds))
+    return Check(
+        name="promise_inverted_u",
+        claim="profit over the promise level is an inverted U (expectation management)",
+        expected=float("nan"),
+        simulated=float(levels[best]),
+        error=float(se[best]),
+        passed=0 < best < len(levels) - 1 and t_low > 3 and t_high > 3,
+        rule="best promise level interior; profit at both end levels below the best by > 3 paired SE",
+        details={"levels": list(levels), "profit_mean": mean.tolist(), "best_level": levels[best], "t_vs_lowest": t_low, "t_vs_highest": t_high, "replications": len(seeds)},
+        series={"promise": list(levels), "profit": mean.tolist(), "profit_se": se.tolist()},
+    )
+
+
+def scenario_index(scenario: Scenario, firm: str | None = None) -> int:
+    """Column of ``firm`` (default: the focal firm) in the metrics table."""
+    return list(scenario.firms).index(firm or scenario.focal_firm)
+
+
+def _kept_by_satisfaction(scenario: Scenario, seeds: list[int], t0: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Satisfaction (running average) of every customer at the end of step ``t0`` and whether
+    it is still with the same firm, without a break, ``window`` steps later (all seeds pooled)."""
+    from sim.model import LoyaltyModel
+
+    sats, kepts = [], []
+    for s in seeds:
+        model = LoyaltyModel(scenario, seed=s)
+        for _ in range(t0):
+            model.step()
+        pop = model.population
+        idx = np.flatnonzero(pop.firm >= 0)
+        firm, sat = pop.firm[idx].copy(), pop.satisfaction_avg[idx].astype(np.float64)
+        for _ in range(window):
+            model.step()
+        sats.append(sat)
+        kepts.append((pop.firm[idx] == firm) & (pop.tenure[idx] > window))
+    return np.concatenate(sats), np.concatenate(kepts)
+
+
+def _retention_by_group(sat: np.ndarray, kept: np.ndarray, bottom: float = 0.15, top: float = 0.15) -> dict[str, float]:
+    lo, hi = np.quantile(sat, [bottom, 1 - top])
+    deciles = np.quantile(sat, np.linspace(0, 1, 11))
+    which = np.digitize(sat, deciles[1:-1])
+    return {
+        "bottom": float(kept[sat < lo].mean()),
+        "middle": float(kept[(sat >= lo) & (sat < hi)].mean()),
+        "top": float(kept[sat >= hi].mean()),
+        "n": int(sat.size),
+        "deciles": [float(kept[which == d].mean()) for d in range(10)],
+        "decile_satisfaction": [float(np.median(sat[which == d])) for d in range(10)],
+    }
+
+
+def fact_satisfaction_loyalty(replications: int = 3, population: int = 3000, seed: int = 3) -> Check:
+    """Jones and Sasser (1995): in a competitive market loyalty (realised one-year retention
+    of each customer) is low for the most dissatisfied ~15%, flat-ish in the middle and
+    highest at the top; in a monopoly it is high whatever the satisfaction, and it collapses
+    when competitors enter.
+
+    Markets: the starter market (competitive); the same with only the focal firm active
+    (monopoly); the monopoly with the two rivals entering at the snapshot (entry). Snapshot
+    after a year, retention over the next year. Passes when, competitive, bottom < middle - 0.1
+    and top > middle; monopoly: every group keeps > 85% and top - bottom < 0.05; entry: the
+    bottom group's retention falls by more than 0.15 against the monopoly."""
+    seeds = _seeds(seed, replications)
+    t0, window = 12, 12
+    base = _starter(population, t0 + window)
+    alone = {"firms": {"discounter": {"active": False}, "premium": {"active": False}}}
+    markets = {
+        "competitive": scenario_of(base),
+        "monopoly": scenario_of(base, **alone),
+        "entry": scenario_of(base, **alone, timeline=[{"at": t0 + 1, "set": {"firms.discounter.active": True, "firms.premium.active": True}}]),
+    }
+    groups = {name: _retention_by_group(*_kept_by_satisfaction(sc, seeds, t0, window)) for name, sc in markets.items()}
+    comp, mono, entry = groups["competitive"], groups["monopoly"], groups["entry"]
+    passed = (
+        comp["bottom"] < comp["middle"] - 0.1 and comp["top"] > comp["middle"]
+        and min(mono["bottom"], mono["middle"], mono["top"]) > 0.85 and abs(mono["top"] - mono["bottom"]) < 0.05
+        and entry["bottom"] < mono["bottom"] - 0.15
+    )
+    return Check(
+        name="satisfaction_loyalty",
+        claim="loyalty rises non-linearly with satisfaction under competition; a monopoly keeps everyone until competitors enter",
+        expected=float("nan"),
+        simulated=comp["top"] - comp["bottom"],
+        error=math.sqrt(0.25 / (0.15 * comp["n"])),
+        passed=bool(passed),
+        rule="competitive: bottom 15% < middle - 0.1 and top 15% > middle; monopoly: all groups > 0.85, top - bottom < 0.05; entry: bottom falls > 0.15",
+        details={name: {k: v for k, v in g.items() if k in ("bottom", "middle", "top", "n")} for name, g in groups.items()},
+        series={f"{name}_{k}": g[k] for name, g in groups.items() for k in ("deciles", "decile_satisfaction")},
+    )
+
+
+def fact_totally_satisfied(replications: int = 3, population: int = 3000, seed: int = 3) -> Check:
+    """Xerox (Jones and Sasser 1995): "totally satisfied" customers are far more loyal than
+    "merely satisfied" ones. Starter market; highly satisfied (c_avg >= highly_satisfied)
+    against satisfied but not highly (generally_satisfied <= c_avg < highly_satisfied), by
+    their realised defection over the following year. Passes when the merely satisfied defect
+    at least twice as often (an odds ratio of repurchase of at least 2) with the difference
+    beyond 3 standard errors. The course's figure is six times."""
+    scenario = scenario_of(_starter(population, 24))
+    sat, kept = _kept_by_satisfaction(scenario, _seeds(seed, replications), 12, 12)
+    s = scenario.behaviour.satisfaction
+    high = sat >= s.highly_satisfied
+    merely = (sat >= s.generally_satisfied) & ~high
+    d_high, d_merely = 1 - kept[high].mean(), 1 - kept[merely].mean()
+    se = math.sqrt(d_high * (1 - d_high) / high.sum() + d_merely * (1 - d_merely) / merely.sum())
+    odds = (kept[high].mean() / d_high) / (kept[merely].mean() / d_merely) if d_high > 0 and d_merely > 0 else float("inf")
+    ratio = d_merely / d_high if d_high > 0 else float("inf")
+    return Check(
+        name="totally_satisfied",
+        claim="totally satisfied customers defect several times less often than merely satisfied ones (Xerox: six times)",
+        expected=6.0,
+        simulated=float(ratio),
+        error=se,
+        passed=bool(ratio >= 2 and (d_merely - d_high) > 3 * se),
+        rule="defection ratio merely / highly satisfied >= 2 and the difference > 3 SE",
+        details={"defection_highly": float(d_high), "defection_merely": float(d_merely), "odds_ratio_repurchase": float(odds),
+                 "n_highly": int(high.sum()), "n_merely": int(merely.sum())},
+    )
+
+
+def fact_word_of_mouth(replications: int = 2, population: int = 3000, steps: int = 24, seed: int = 5) -> Check:
+    """Satisfied customers (promoters) tell about 12 people a year, dissatisfied ones
+    (detractors) about 20, as configured; the measured reach (conversations recorded in the
+    metrics per promoter- or detractor-year) must match the configuration within 10%.
+    Starter market without the members' club (members talk more, by design)."""
+    scenario = scenario_of(_starter(population, steps), firms={"focal": {"community": {"enabled": False}}})
+    y = scenario.market.step_days / 365.0
+    pos = neg = prom = det = 0.0
+    for s in _seeds(seed, replications):
+        table = _run(scenario, s).metrics.table
+        pos += table["word_of_mouth_positive"][1:].sum()
+        neg += table["word_of_mouth_negative"][1:].sum()
+        prom += (table["share_promoters"] * table["customers"])[1:].sum() * y
+        det += (table["share_detractors"] * table["customers"])[1:].sum() * y
+    wom = scenario.behaviour.word_of_mouth
+    reach_pos, reach_neg = pos / prom, neg / det
+    return Check(
+        name="word_of_mouth",
+        claim="promoters tell about 12 people a year and detractors about 20, as configured",
+        expected=wom.positive_reach_per_year,
+        simulated=float(reach_pos),
+        error=0.1 * wom.positive_reach_per_year,
+        passed=abs(reach_pos / wom.positive_reach_per_year - 1) < 0.1 and abs(reach_neg / wom.negative_reach_per_year - 1) < 0.1,
+        rule="measured conversations per promoter-year and per detractor-year within 10% of the configured reach",
+        details={"positive_configured": wom.positive_reach_per_year, "positive_measured": float(reach_pos),
+                 "negative_configured": wom.negative_reach_per_year, "negative_measured": float(reach_neg),
+                 "promoter_years": float(prom), "detractor_years": float(det)},
+    )
+
+
+def fact_rewards_end(replications: int = 4, population: int = 3000, end: int = 18, seed: int = 2) -> Check:
+    """Incentive loyalty collapses when a rewards programme ends; trust loyalty does not.
+    The shipped rewards-led market (focal firm with coalition points and tiers, a discounter
+    and a premium service firm) with the programme ending at step ``end``: the focal firm's
+    share of incentive-loyal customers in the six steps before and after (skipping the
+    step of the end), its churn rate, and the premium firm's trust-loyal share. Passes when
+    the incentive share falls to under a quarter of its level (paired t > 3), the focal churn
+    rises, and the premium firm's trust share does not fall by more than 0.05."""
+    from pathlib import Path
+
+    from sim.api import load_scenario
+
+    data = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "rewards_led.yaml").model_dump(mode="json")
+    data["market"].update(population=population, steps=end + 12)
+    data["timeline"] = []
+    scenario = scenario_of(data, firms={"focal": {"rewards": {"end_step": end}}})
+    focal, premium = scenario_index(scenario), scenario_index(scenario, "premium")
+    before, after = slice(end - 6, end), slice(end + 2, end + 8)
+    rows, paths = [], []
+    for s in _seeds(seed, replications):
+        table = _run(scenario, s).metrics.table
+        rows.append([
+            table["share_incentive"][before, focal].mean(), table["share_incentive"][after, focal].mean(),
+            table["churn_rate"][before, focal].mean(), table["churn_rate"][end:end + 6, focal].mean(),
+            table["share_trust"][before, premium].mean(), table["share_trust"][after, premium].mean(),
+        ])
+        paths.append([table["share_incentive"][:, focal], table["share_trust"][:, premium], table["share_trust"][:, focal]])
+    r = np.array(rows)
+    mean = r.mean(axis=0)
+    t_drop = _paired_t(r[:, 0] - r[:, 1])
+    passed = mean[1] < 0.25 * mean[0] and t_drop > 3 and mean[3] > mean[2] and mean[5] > mean[4] - 0.05
+    p = np.array(paths).mean(axis=0)
+    return Check(
+        name="rewards_end",
+        claim="incentive loyalty collapses when the programme ends; trust loyalty does not",
+        expected=float("nan"),
+        simulated=float(mean[1] / mean[0]) if mean[0] > 0 else float("nan"),
+        error=float(r[:, 1].std(ddof=1) / math.sqrt(len(r))) if len(r) > 1 else 0.0,
+        passed=bool(passed),
+        rule="focal incentive share after < 1/4 of before (paired t > 3); focal churn rises; premium trust share falls < 0.05",
+        details={"incentive_before": mean[0], "incentive_after": mean[1], "churn_before": mean[2], "churn_after": mean[3],
+                 "premium_trust_before": mean[4], "premium_trust_after": mean[5], "end_step": end, "t_drop": t_drop},
+        series={"step": list(range(p.shape[1])), "focal_incentive": p[0].tolist(), "premium_trust": p[1].tolist(), "focal_trust": p[2].tolist(), "end_step": [end]},
+    )
+
+
+STARBUCKS: dict[str, Any] = {
+    "starbucks": {
+        "role": "focal", "initial_share": 0.3, "price": {"list": 11.0},
+        "product": {"quality": 1.15, "personalisation": 0.15},
+        "service": {"quality": 1.3, "staff": 1.3, "failure_rate": 0.02, "recovery_rate": 0.7},
+        "community": {"enabled": True, "care": 0.8, "events_per_year": 6},
+        "costs": {"unit_cost": 6.5},
+    },
+    "plain": {"initial_share": 0.3, "product": {"quality": 0.95}, "service": {"quality": 0.9, "failure_rate": 0.08, "recovery_rate": 0.2}},
+    "cheap": {"initial_share": 0.3, "price": {"list": 9.5}, "service": {"failure_rate": 0.08}},
+}
+
+
+def fact_starbucks(replications: int = 4, population: int = 3000, steps: int = 36, seed: int = 4) -> Check:
+    """A Starbucks-style experience strategy (trained staff, service, personalisation, a club,
+    few failures, a price premium) against a plain competitor and a cheaper one, for the
+    starter market's customers: its repurchase rate (``repeat_purchase_rate``, one-year
+    survival of its customers) is well above the plain competitor's (the course: 68% vs 35%).
+    Passes when it is at least 10 points higher, beyond 3 paired standard errors."""
+    data = _starter(population, steps)
+    data["firms"] = copy.deepcopy(STARBUCKS)
+    data["name"] = "starbucks_vs_plain"
+    scenario = scenario_of(data)
+    rows = []
+    for s in _seeds(seed, replications):
+        table = _run(scenario, s).metrics.table
+        rows.append(table["repeat_purchase_rate"][24:, :].mean(axis=0))
+    r = np.array(rows)
+    diff = r[:, 0] - r[:, 1]
+    t = _paired_t(diff)
+    return Check(
+        name="starbucks",
+        claim="a Starbucks-style strategy lifts the repurchase rate well above a plain competitor's (course: 68% vs 35%)",
+        expected=0.68 - 0.35,
+        simulated=float(diff.mean()),
+        error=float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else 0.0,
+        passed=bool(diff.mean() >= 0.10 and t > 3),
+        rule="repeat_purchase_rate (years 3, mean) of the Starbucks-style firm >= plain + 0.10, paired t > 3",
+        details={"repeat_starbucks": float(r[:, 0].mean()), "repeat_plain": float(r[:, 1].mean()), "repeat_cheap": float(r[:, 2].mean()), "t": t},
+    )
+
+
+FACTS: dict[str, Callable[[], Check]] = {
+    "promise_inverted_u": fact_promise,
+    "satisfaction_loyalty": fact_satisfaction_loyalty,
+    "totally_satisfied": fact_totally_satisfied,
+    "word_of_mouth": fact_word_of_mouth,
+    "rewards_end": fact_rewards_end,
+    "starbucks": fact_starbucks,
+}

@@ -61,3 +61,48 @@ def test_bass_equivalent_q_follows_the_mean_field():
     # a long memory gives referral_rate * reach * memory in years
     assert v.bass_equivalent_q(1.0, 12.0, 1.0, 3650.0) == pytest.approx(12.0 * 10.0, rel=0.01)
     assert not math.isnan(base)
+
+
+# --------------------------------------------------------------------------- stylised facts
+
+
+def test_promise_gives_an_inverted_u_of_profit():
+    check = v.fact_promise(replications=3, levels=(0.5, 0.85, 1.0, 1.15, 1.6))
+    assert check.passed, check.details
+    profit = check.series["profit"]
+    assert profit[0] < max(profit) and profit[-1] < max(profit)
+
+
+def test_satisfaction_loyalty_curve_competition_and_monopoly():
+    check = v.fact_satisfaction_loyalty(replications=2)
+    assert check.passed, check.details
+    comp, mono = check.details["competitive"], check.details["monopoly"]
+    # the most dissatisfied defect far more under competition than in a monopoly
+    assert mono["bottom"] - comp["bottom"] > 0.2
+
+
+def test_totally_satisfied_defect_several_times_less():
+    check = v.fact_totally_satisfied(replications=2)
+    assert check.passed, check.details
+    assert check.details["odds_ratio_repurchase"] > 2
+
+
+def test_measured_word_of_mouth_reach_matches_the_configuration():
+    check = v.fact_word_of_mouth(replications=1)
+    assert check.passed, check.details
+    # and it follows the configuration: doubling the negative reach doubles what detractors say
+    louder = v.scenario_of(v._starter(2000, 12), behaviour={"word_of_mouth": {"negative_reach_per_year": 40.0}}, firms={"focal": {"community": {"enabled": False}}})
+    table = v._run(louder, 9).metrics.table
+    y = louder.market.step_days / 365
+    measured = table["word_of_mouth_negative"][1:].sum() / ((table["share_detractors"] * table["customers"])[1:].sum() * y)
+    assert measured == pytest.approx(40.0, rel=0.1)
+
+
+def test_incentive_loyalty_collapses_when_the_programme_ends():
+    check = v.fact_rewards_end(replications=3)
+    assert check.passed, check.details
+
+
+def test_starbucks_style_strategy_lifts_repurchase():
+    check = v.fact_starbucks(replications=3)
+    assert check.passed, check.details
