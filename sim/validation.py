@@ -710,3 +710,138 @@ FACTS: dict[str, Callable[[], Check]] = {
     "rewards_end": fact_rewards_end,
     "starbucks": fact_starbucks,
 }
+
+
+# --------------------------------------------------------------------------- charts and report
+
+
+def plot_check(check: Check, path) -> bool:
+    """Draw the chart of ``check`` into the PNG ``path``; False if the check has no chart."""
+    from pathlib import Path
+
+    from sim.charts import new_figure, save_atomic
+
+    s, d = check.series, check.details
+    fig = new_figure((6.4, 3.8))
+    ax = fig.add_subplot()
+    verdict = "passed" if check.passed else "FAILED"
+    if check.name in ("clv", "clv_growth"):
+        ax.plot(s["year"], s["contribution_per_initial_customer"], "o", ms=4, label="simulated (ledger)")
+        ax.plot(s["year"], s["expected"], "-", label="m (1 + g)^(t-1) r^(t-1)")
+        ax.set_yscale("log")
+        ax.set(xlabel="year", ylabel="contribution per initial customer")
+        ax.set_title(f"CLV, g = {d['growth_g']:g}: {check.simulated:.1f} vs closed form {check.expected:.1f} ({verdict})", fontsize=10)
+    elif check.name == "survival":
+        ax.plot(s["year"], s["survival"], "o", ms=3, label="simulated cohort")
+        ax.plot(s["year"], s["expected"], "-", label=f"r^t, r = {d['retention_r']:g}")
+        ax.set(xlabel="years", ylabel="share of the cohort still customers")
+        ax.set_title(f"Cohort survival ({verdict})", fontsize=10)
+    elif check.name == "bass":
+        ax.plot(s["year"], s["adopted"], "o", ms=2.5, label="simulated adoption")
+        ax.plot(s["year"], s["expected"], "-", label=f"Bass, p = {d['p']:g}, q = {d['q_equivalent']:g} (equivalent)")
+        ax.plot(s["year"], s["fitted"], "--", label=f"Bass fit, p = {d['p_fitted']:.3f}, q = {d['q_fitted']:.2f}")
+        ax.set(xlabel="years", ylabel="share adopted")
+        ax.set_title(f"Word-of-mouth adoption vs Bass ({verdict})", fontsize=10)
+    elif check.name == "promise_inverted_u":
+        ax.errorbar(s["promise"], s["profit"], yerr=[1.96 * e for e in s["profit_se"]], marker="o", capsize=3)
+        ax.set(xlabel="focal firm's promise (1 = honest)", ylabel="cumulative profit, 3 years")
+        ax.set_title(f"Expectation management: profit over the promise ({verdict})", fontsize=10)
+    elif check.name == "satisfaction_loyalty":
+        for market, style in (("competitive", "o-"), ("monopoly", "s-"), ("entry", "^--")):
+            ax.plot(s[f"{market}_decile_satisfaction"], s[f"{market}_deciles"], style, label=market)
+        ax.set(xlabel="satisfaction c (decile median)", ylabel="still a customer a year later", ylim=(0, 1.02))
+        ax.set_title(f"Satisfaction and loyalty (Jones and Sasser) ({verdict})", fontsize=10)
+    elif check.name == "rewards_end":
+        ax.plot(s["step"], s["focal_incentive"], label="rewards firm: incentive-loyal share")
+        ax.plot(s["step"], s["focal_trust"], label="rewards firm: trust-loyal share")
+        ax.plot(s["step"], s["premium_trust"], label="service firm: trust-loyal share")
+        ax.axvline(s["end_step"][0], color="black", linestyle=":", label="programme ends")
+        ax.set(xlabel="step (month)", ylabel="share of the firm's customers", ylim=(0, 1.02))
+        ax.set_title(f"When the programme ends ({verdict})", fontsize=10)
+    elif check.name == "totally_satisfied":
+        ax.bar(["merely satisfied", "totally satisfied"], [d["defection_merely"], d["defection_highly"]], color=["#999999", "#2a7ab0"])
+        ax.set(ylabel="defection over the next year")
+        ax.set_title(f"Defection ratio {check.simulated:.1f} (Xerox: 6) ({verdict})", fontsize=10)
+    elif check.name == "word_of_mouth":
+        x = np.arange(2)
+        ax.bar(x - 0.2, [d["positive_configured"], d["negative_configured"]], 0.4, label="configured")
+        ax.bar(x + 0.2, [d["positive_measured"], d["negative_measured"]], 0.4, label="measured")
+        ax.set_xticks(x, ["promoter", "detractor"])
+        ax.set(ylabel="people told per year")
+        ax.set_title(f"Word-of-mouth reach ({verdict})", fontsize=10)
+    elif check.name == "starbucks":
+        ax.bar(["Starbucks-style", "plain", "cheap"], [d["repeat_starbucks"], d["repeat_plain"], d["repeat_cheap"]], color=["#00704a", "#999999", "#cc8844"])
+        ax.set(ylabel="repeat-purchase rate (yearly)", ylim=(0, 1))
+        ax.set_title(f"Experience strategy and repurchase ({verdict})", fontsize=10)
+    else:
+        return False
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    save_atomic(fig, Path(path))
+    return True
+
+
+QUICK = {  # smaller runs for a fast check (validate-model --quick, the tests)
+    "clv": lambda: check_clv(0.0, population=12_000),
+    "clv_growth": lambda: check_clv(0.05, population=12_000),
+    "clv_measure": lambda: check_clv_measure(population=12_000),
+    "survival": lambda: check_survival(population=12_000),
+    "bass": check_bass,
+    "promise_inverted_u": lambda: fact_promise(replications=3, levels=(0.5, 0.85, 1.0, 1.15, 1.6)),
+    "satisfaction_loyalty": lambda: fact_satisfaction_loyalty(replications=2),
+    "totally_satisfied": lambda: fact_totally_satisfied(replications=2),
+    "word_of_mouth": lambda: fact_word_of_mouth(replications=1),
+    "rewards_end": lambda: fact_rewards_end(replications=3),
+    "starbucks": lambda: fact_starbucks(replications=3),
+}
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return "-" if math.isnan(x) else f"{x:.4g}"
+    return str(x)
+
+
+def run_suite(out, *, quick: bool = False, only: list[str] | None = None, progress: Callable[[str, Check], None] | None = None) -> list[Check]:
+    """Run every check (closed forms, then stylised facts), write ``report.md``,
+    ``report.json`` and one chart per check under ``out/charts``; return the checks."""
+    import json
+    import time
+    from pathlib import Path
+
+    out = Path(out)
+    (out / "charts").mkdir(parents=True, exist_ok=True)
+    suite = QUICK if quick else {**CLOSED_FORMS, **FACTS}
+    checks: list[Check] = []
+    seconds: dict[str, float] = {}
+    for name, fn in suite.items():
+        if only and name not in only:
+            continue
+        start = time.perf_counter()
+        check = fn()
+        seconds[name] = time.perf_counter() - start
+        checks.append(check)
+        plot_check(check, out / "charts" / f"{check.name}.png")
+        if progress is not None:
+            progress(name, check)
+    lines = [
+        "# Validation report",
+        "",
+        f"{sum(c.passed for c in checks)} of {len(checks)} checks passed ({'quick' if quick else 'full'} suite; `loyalty-sim validate-model{' --quick' if quick else ''}`).",
+        "",
+        "| check | claim | expected | simulated | error | verdict | rule |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in checks:
+        lines.append(f"| {c.name} | {c.claim} | {_fmt(c.expected)} | {_fmt(c.simulated)} | {_fmt(c.error)} | {'pass' if c.passed else 'FAIL'} | {c.rule} |")
+    lines += ["", "## Details", ""]
+    for c in checks:
+        lines += [f"### {c.name}", "", f"![{c.name}](charts/{c.name}.png)", "", "```", json.dumps(c.details, indent=1, default=float), "```", ""]
+    report = {"quick": quick, "passed": all(c.passed for c in checks), "seconds": seconds,
+              "checks": [{k: v for k, v in c.as_dict().items() if k != "series"} for c in checks]}
+    for target, text in ((out / "report.md", "\n".join(lines) + "\n"), (out / "report.json", json.dumps(report, indent=1, default=float))):
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    return checks
