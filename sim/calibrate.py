@@ -25,7 +25,8 @@ scenario ``replications`` times with the same seeds (common random numbers), so 
 objective is a smooth-enough deterministic function of the parameters. It minimises the
 weighted residuals ``(simulated mean - observed) / sigma`` with
 ``sigma^2 = sd_observed^2 + sd_simulated^2 / replications`` (``sd_observed`` defaults to the
-spread of the simulated KPI over replications: the noise of one market of this size):
+spread of the simulated KPI over replications at the same parameters: the observed market
+counts as one more run of the model):
 first a scrambled Sobol screen of the parameter box, then bounded least squares
 (``scipy.optimize.least_squares``) from the best screened point, with a central-difference
 Jacobian. Uncertainty is the Gauss-Newton covariance ``(J^T J)^-1`` at the optimum; the
@@ -293,16 +294,17 @@ def calibrate(spec: CalibrationSpec, *, screen: int = 8, max_evaluations: int = 
                 progress(len(cache))
         return cache[key]
 
-    # the noise of one market like the observed one: the spread over replications at the
-    # scenario's own values (used where the KPI file gives no sd)
     start = np.array([(float(_get(spec.scenario.model_dump(mode="python"), p.path)) - p.low) / (p.high - p.low) for p in spec.parameters])
-    spread = runs(np.clip(start, 0, 1)).std(axis=0, ddof=1)
     floor = 1e-3 * np.maximum(np.abs(observed), 1.0)
-    sd_obs = np.array([k.sd if k.sd is not None else max(spread[i], floor[i]) for i, k in enumerate(spec.kpis)])
+    given = np.array([np.nan if k.sd is None else k.sd for k in spec.kpis])
 
     def residuals(u: np.ndarray) -> np.ndarray:
         sims = runs(u)
-        sigma = np.sqrt(sd_obs**2 + sims.std(axis=0, ddof=1) ** 2 / len(seeds))
+        spread = sims.std(axis=0, ddof=1)
+        # without a given sd, the observed market counts as one more run of the model: its
+        # noise is the spread over replications at these parameters
+        sd_obs = np.where(np.isnan(given), spread, given)
+        sigma = np.sqrt(sd_obs**2 + spread**2 / len(seeds))
         return (sims.mean(axis=0) - observed) / np.maximum(sigma, floor)
 
     h = 0.04
