@@ -833,8 +833,9 @@ def run_suite(out, *, quick: bool = False, only: list[str] | None = None, progre
         "| check | claim | expected | simulated | error | verdict | rule |",
         "|---|---|---|---|---|---|---|",
     ]
+    cell = lambda text: str(text).replace("|", "\\|")  # noqa: E731
     for c in checks:
-        lines.append(f"| {c.name} | {c.claim} | {_fmt(c.expected)} | {_fmt(c.simulated)} | {_fmt(c.error)} | {'pass' if c.passed else 'FAIL'} | {c.rule} |")
+        lines.append(f"| {c.name} | {cell(c.claim)} | {_fmt(c.expected)} | {_fmt(c.simulated)} | {_fmt(c.error)} | {'pass' if c.passed else 'FAIL'} | {cell(c.rule)} |")
     lines += ["", "## Details", ""]
     for c in checks:
         lines += [f"### {c.name}", "", f"![{c.name}](charts/{c.name}.png)", "", "```", json.dumps(c.details, indent=1, default=float), "```", ""]
@@ -845,3 +846,18 @@ def run_suite(out, *, quick: bool = False, only: list[str] | None = None, progre
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(target)
     return checks
+
+
+def verification_scenarios() -> dict[str, Scenario]:
+    """The verification markets as scenarios (shipped as ``scenarios/validation/<name>.yaml``
+    so they can be run and inspected like any other scenario)."""
+    return {"clv": clv_scenario(), "clv_growth": clv_scenario(growth=0.05), "survival": survival_scenario(), "bass": bass_scenario()}
+
+
+def scenario_yaml(scenario: Scenario, comment: str = "") -> str:
+    """Compact YAML of a scenario: the keys that differ from the defaults."""
+    import yaml
+
+    data = scenario.model_dump(mode="json", exclude_defaults=True)
+    head = "".join(f"# {line}\n" for line in comment.splitlines())
+    return head + yaml.safe_dump(data, sort_keys=False)

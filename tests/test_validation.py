@@ -106,3 +106,13 @@ def test_incentive_loyalty_collapses_when_the_programme_ends():
 def test_starbucks_style_strategy_lifts_repurchase():
     check = v.fact_starbucks(replications=3)
     assert check.passed, check.details
+
+
+@pytest.mark.parametrize("name", ["clv", "clv_growth", "survival", "bass"])
+def test_shipped_verification_scenarios_are_the_ones_checked(name):
+    from pathlib import Path
+
+    from sim.api import load_scenario
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "validation" / f"{name}.yaml"
+    assert load_scenario(path).digest() == v.verification_scenarios()[name].digest(), f"{path} differs from sim.validation; regenerate it"
