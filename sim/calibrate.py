@@ -1,6 +1,6 @@
 """Calibration: fit chosen scenario parameters to the KPIs a firm observes.
 
-A KPI file (YAML) names the scenario, the firm whose KPIs were observed, the KPIs with
+A KPI file (YAML, e.g. ``scenarios/calibration/observed.kpi``) names the scenario, the firm whose KPIs were observed, the KPIs with
 their observed values (and, optionally, their standard errors), and the parameters to fit
 with their ranges::
 

@@ -658,7 +658,7 @@ def calibrate(
 
     Reports each fitted value with its standard error and the remaining misfit of every KPI, and writes the calibrated scenario file. The KPI file format is in docs/validation.md.
 
-    Example: [bold]loyalty-sim calibrate scenarios/calibration/observed.yaml[/bold]
+    Example: [bold]loyalty-sim calibrate scenarios/calibration/observed.kpi[/bold]
     """
     from sim.calibrate import calibrate as fit
     from sim.calibrate import load_spec, write_outputs

@@ -77,7 +77,7 @@ def test_calibration_moves_away_from_a_wrong_start(tiny):
 
 
 def test_shipped_example_is_valid_and_its_truth_reproduces_its_kpis():
-    spec = load_spec(EXAMPLE / "observed.yaml")
+    spec = load_spec(EXAMPLE / "observed.kpi")
     assert [p.path for p in spec.parameters] == ["segments[0].category_exit_per_year", "behaviour.nps.offset"]
     truth = with_values(spec.scenario, {"segments[0].category_exit_per_year": 0.12, "behaviour.nps.offset": 0.5})
     sims = simulate_kpis(truth, [k.name for k in spec.kpis], spec.firm, spec.window_steps, [2024])[0]
