@@ -168,8 +168,9 @@ def load_spec(path: str | Path) -> CalibrationSpec:
                     split_key_path(str(key))
                     set_key_path(probe, str(key), 0.0)
                     current = _get(resolved, str(key))
-                    if not _number(current):
-                        problem(where, f"the scenario key holds {current!r}; only numeric keys can be fitted")
+                    if not _number(current) or isinstance(current, int):
+                        kind = "a whole number" if _number(current) else repr(current)
+                        problem(where, f"the scenario key holds {kind}; only keys with real-number values can be fitted")
                         continue
                 except KeyError as exc:
                     problem(where, f"not a scenario key: {str(exc.args[0]).split(': ', 1)[-1]}")
@@ -181,7 +182,7 @@ def load_spec(path: str | Path) -> CalibrationSpec:
                 problem(where, f"min ({bounds['min']}) must be below max ({bounds['max']})")
                 continue
             parameters.append(Parameter(str(key), float(bounds["min"]), float(bounds["max"])))
-        if scenario is not None and len(parameters) == len(raw_params):
+        if scenario is not None:
             for p in parameters:  # both ends of each range must give a valid scenario
                 for end in (p.low, p.high):
                     try:
