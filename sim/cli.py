@@ -2,7 +2,9 @@
 clear messages with exit code 2 (never a traceback).
 
 ``run`` plays one scenario (or replicates it); ``compare``, ``sweep`` and
-``retention-effect`` are the experiments of :mod:`sim.experiments`. They share their
+``retention-effect`` are the experiments of :mod:`sim.experiments`; ``calibrate`` fits
+parameters to observed KPIs (:mod:`sim.calibrate`) and ``validate-model`` runs the
+validation suite (:mod:`sim.validation`). The experiment commands share their
 options (replications, jobs, scheduler, out, id, seed, charts, quiet), one way to run
 (:func:`_experiment`, with a progress bar) and one way to print tables of means with
 their 95% intervals (:func:`_interval_table`)."""
@@ -642,6 +644,71 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files to
         typer.echo(f"ok: {path} ({spec.name}: {len(spec.firms)} firms, {len(spec.segments)} segments, {spec.market.steps} steps)")
     if failed:
         _fail_problems(ScenarioError(failed))
+
+
+@app.command()
+def calibrate(
+    kpi_file: Annotated[Path, typer.Argument(help="KPI file (YAML): the scenario, the observed KPIs and the parameters to fit with their ranges.", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the calibrated scenario and calibration.json (default: results/calibrate/<scenario name>).")] = None,
+    max_evaluations: Annotated[int, typer.Option("--max-evaluations", min=4, help="Upper bound on parameter points simulated in the least-squares search (each runs every replication).")] = 40,
+    screen: Annotated[int, typer.Option("--screen", min=0, help="Points of the Sobol screen of the parameter box before the search.")] = 8,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fit scenario parameters to the KPIs a firm observes (retention, NPS, repeat purchase, tenure ...), by simulation with replications.
+
+    Reports each fitted value with its standard error and the remaining misfit of every KPI, and writes the calibrated scenario file. The KPI file format is in docs/validation.md.
+
+    Example: [bold]loyalty-sim calibrate scenarios/calibration/observed.kpi[/bold]
+    """
+    from sim.calibrate import calibrate as fit
+    from sim.calibrate import load_spec, write_outputs
+    from sim.loader import ScenarioError
+
+    try:
+        spec = load_spec(kpi_file)
+    except ScenarioError as exc:
+        _fail_problems(exc)
+    folder = out or Path("results") / "calibrate" / spec.scenario.name
+    if not quiet:
+        _err(f"calibrating {len(spec.parameters)} parameter(s) to {len(spec.kpis)} KPI(s), {spec.replications} runs per point ...")
+    progress = None if quiet else (lambda n: _err(f"  {n} points simulated"))
+    result = write_outputs(fit(spec, screen=screen, max_evaluations=max_evaluations, progress=progress), folder)
+    if quiet:
+        typer.echo(str(result.scenario_file))
+        return
+    typer.echo(f"{'parameter':<40} {'fitted':>10} {'sd':>9} {'range':>18}")
+    for p in spec.parameters:
+        typer.echo(f"{p.path:<40} {result.fitted[p.path]:>10.4g} {result.sd[p.path]:>9.2g} {f'[{p.low:g}, {p.high:g}]':>18}")
+    typer.echo(f"\n{'KPI':<28} {'observed':>10} {'simulated':>10} {'z':>6}")
+    for k in result.kpis:
+        typer.echo(f"{k['kpi']:<28} {k['observed']:>10.4g} {k['simulated']:>10.4g} {k['z']:>6.2f}")
+    typer.echo(f"misfit chi2 = {result.chi2:.2f} over {len(result.kpis)} KPIs ({result.evaluations} points simulated)")
+    typer.echo(f"calibrated scenario: {result.scenario_file}\nreport: {result.report_file}")
+
+
+@app.command("validate-model")
+def validate_model(
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.md, report.json and charts/.")] = Path("results/validation"),
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller markets and fewer replications (about 15 s).")] = False,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this check (repeatable), e.g. --only bass.")] = None,
+) -> None:
+    """Run the validation suite: closed-form verification (CLV, cohort survival, Bass diffusion) and the stylised facts; write a report with charts.
+
+    Exit code 0 when every check passes, 1 when one fails.
+
+    Example: [bold]loyalty-sim validate-model --out results/validation[/bold]
+    """
+    from sim.validation import CLOSED_FORMS, FACTS, run_suite
+
+    known = [*CLOSED_FORMS, *FACTS]
+    for name in only or []:
+        if name not in known:
+            _fail(f"--only {name!r}: unknown check; choose from {', '.join(known)}")
+    checks = run_suite(out, quick=quick, only=only, progress=lambda name, c: _err(f"{'pass' if c.passed else 'FAIL'}  {name}: {c.claim}"))
+    passed = sum(c.passed for c in checks)
+    typer.echo(f"{passed} of {len(checks)} checks passed; report: {out / 'report.md'}")
+    if passed < len(checks):
+        raise typer.Exit(1)
 
 
 @app.command()
