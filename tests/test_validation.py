@@ -49,7 +49,7 @@ def test_word_of_mouth_adoption_has_the_bass_shape():
     check = v.check_bass()
     assert check.passed, check.details
     assert check.details["p_fitted"] == pytest.approx(0.05, rel=0.35)
-    # the peak of adoption comes when Bass puts it (ln(q/p) / (p + q) years), within a quarter year
+    # adoption peaks (the share adopted reaches (q - p) / 2q) when Bass puts it, ln(q/p) / (p + q) years, within a quarter year
     assert abs(check.details["peak_year_sim"] - check.details["peak_year_bass"]) < 0.25
 
 
