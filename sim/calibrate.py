@@ -24,9 +24,11 @@ The search is simulation-based (sample average approximation): every evaluation 
 scenario ``replications`` times with the same seeds (common random numbers), so the
 objective is a smooth-enough deterministic function of the parameters. It minimises the
 weighted residuals ``(simulated mean - observed) / sigma`` with
-``sigma^2 = sd_observed^2 + sd_simulated^2 / replications`` (``sd_observed`` defaults to the
-spread of the simulated KPI over replications at the same parameters: the observed market
-counts as one more run of the model):
+``sigma^2 = sd_observed^2 + sd_simulated^2 / replications``, where ``sd_simulated`` is the
+spread of the simulated KPI over replications (the median over the screened points, held
+fixed during the search: a noise that moved with the parameters would favour the noisiest
+points) and ``sd_observed`` defaults to it (the observed market counts as one more run of
+the model):
 first a scrambled Sobol screen of the parameter box, then bounded least squares
 (``scipy.optimize.least_squares``) from the best screened point, with a central-difference
 Jacobian. Uncertainty is the Gauss-Newton covariance ``(J^T J)^-1`` at the optimum; the
@@ -299,14 +301,18 @@ def calibrate(spec: CalibrationSpec, *, screen: int = 8, max_evaluations: int = 
     floor = 1e-3 * np.maximum(np.abs(observed), 1.0)
     given = np.array([np.nan if k.sd is None else k.sd for k in spec.kpis])
 
+    candidates = [np.clip(start, 0, 1)]
+    if screen > 0:
+        candidates += list(qmc.Sobol(d=len(spec.parameters), scramble=True, seed=spec.seed).random(screen))
+    # the noise of each KPI: its spread over replications (the median over the screened points,
+    # then held fixed: a noise that moved with the parameters would favour the noisiest points).
+    # Without a given sd, the observed market counts as one more run of the model.
+    spread = np.median([runs(u).std(axis=0, ddof=1) for u in candidates], axis=0)
+    sd_obs = np.where(np.isnan(given), spread, given)
+    sigma = np.maximum(np.sqrt(sd_obs**2 + spread**2 / len(seeds)), floor)
+
     def residuals(u: np.ndarray) -> np.ndarray:
-        sims = runs(u)
-        spread = sims.std(axis=0, ddof=1)
-        # without a given sd, the observed market counts as one more run of the model: its
-        # noise is the spread over replications at these parameters
-        sd_obs = np.where(np.isnan(given), spread, given)
-        sigma = np.sqrt(sd_obs**2 + spread**2 / len(seeds))
-        return (sims.mean(axis=0) - observed) / np.maximum(sigma, floor)
+        return (runs(u).mean(axis=0) - observed) / sigma
 
     h = 0.04
 
@@ -319,9 +325,6 @@ def calibrate(spec: CalibrationSpec, *, screen: int = 8, max_evaluations: int = 
             cols.append((residuals(up) - residuals(down)) / (up[i] - down[i]))
         return np.array(cols).T
 
-    candidates = [np.clip(start, 0, 1)]
-    if screen > 0:
-        candidates += list(qmc.Sobol(d=len(spec.parameters), scramble=True, seed=spec.seed).random(screen))
     best = min(candidates, key=lambda u: float(np.sum(residuals(u) ** 2)))
     budget = max(1, max_evaluations // (2 * len(spec.parameters) + 1))
     fit = least_squares(residuals, best, jac=jacobian, bounds=(0.0, 1.0), max_nfev=budget, x_scale=1.0, diff_step=None)

@@ -50,7 +50,7 @@ NEG_INF = -np.inf
 
 #: The per-customer helpers take the state tuples; they are inlined into the kernels (a call
 #: would pass and reference-count every array of the tuples each time).
-inline = numba.njit(nogil=True, inline="always", error_model="numpy")
+inline = numba.njit(nogil=True, inline="always", error_model="numpy", fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 
 # draw slots (see sim.rules.uniform): each decision of a customer in a step has its own
 S_ENTER, S_CHOOSE, S_REACH = 0, 1, 100  # acquisition (S_REACH + 2 f, + 2 f + 1: firm f's marketing)
@@ -167,6 +167,7 @@ class Context(NamedTuple):
 
     typical: np.ndarray  # log value of each firm's offer to its typical customer (what it advertises)
     promise_term: np.ndarray  # believed part of each firm's promise: credibility * log promise
+    promised: np.ndarray  # value each firm leads people to expect: exp(typical + promise_term), times their demandingness
     entry_rate: np.ndarray  # reward value per unit of spend a new customer can expect (profit share included)
     profit_share_rate: np.ndarray
     points_keep: np.ndarray  # share of points still valid after a step (expiry)
@@ -184,13 +185,6 @@ class Context(NamedTuple):
 # compiled call that takes a whole state tuple reference-counts every array in it, which
 # would cost more than the work of a customer. Only the rare paths (a customer leaving)
 # call a helper with a tuple.
-
-
-@inline
-def promised_value(demandingness, typical, promise_term):
-    """The value a person is led to expect from a firm: its typical value inflated by the
-    believed part of its promise, times the person's demandingness."""
-    return demandingness * math.exp(typical + promise_term)
 
 
 @inline
@@ -343,7 +337,7 @@ def start(pop, off, ctx, par, choice):
         if f < 0 or f >= n_firms:
             continue
         heard = math.tanh(pop.buzz[i, f]) * par.word_of_mouth_effect
-        expectation = promised_value(pop.expectation_level[i], ctx.typical[f], ctx.promise_term[f]) * math.exp(heard)
+        expectation = pop.expectation_level[i] * ctx.promised[f] * math.exp(heard)
         pop.firm[i] = f
         pop.tenure[i] = 0
         pop.expectation[i] = expectation
@@ -414,7 +408,7 @@ def consume(pop, off, ctx, par, key, money, margin):
         pop.satisfaction[i] = c
         pop.satisfaction_avg[i] += par.satisfaction_weight * (c - pop.satisfaction_avg[i])
         pop.experience[i] += par.satisfaction_weight * (shock - pop.experience[i])
-        promised = promised_value(pop.expectation_level[i], ctx.typical[f], ctx.promise_term[f])
+        promised = pop.expectation_level[i] * ctx.promised[f]
         pop.expectation[i] = expectation_next(pop.expectation[i], perceived, promised, par.experience_weight, par.promise_weight)
         trust = trust_next(pop.trust[i], c, failed, par.trust_met, par.trust_gain, par.trust_loss, par.failure_loss)
         pop.trust[i] = trust
@@ -706,7 +700,7 @@ def own_values(pop, off, ctx, par, idx):
             pop.tenure[i] * par.step_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
             off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
         )
-        promise[k] = promised_value(pop.expectation_level[i], ctx.typical[f], ctx.promise_term[f])
+        promise[k] = pop.expectation_level[i] * ctx.promised[f]
     return own, promise
 
 

@@ -193,6 +193,7 @@ class LoyaltyModel(mesa.Model):
         self._par = Params.of(self.config, self.rates)
         self._ctx = Context(
             typical=np.zeros(o.size),
+            promised=np.zeros(o.size),
             promise_term=b.expectation.promise_credibility * o.log_promise,
             entry_rate=o.entry_reward_rate + profit_share_rate,
             profit_share_rate=profit_share_rate,
@@ -204,7 +205,15 @@ class LoyaltyModel(mesa.Model):
             curve_x=curve_x,
             curve_p=curve_p,
         )
-        self._ctx.typical[:] = engine.typical_values(self._pop, self._off, self._ctx, o.size)
+        self._set_typical_values()
+
+    def _set_typical_values(self) -> None:
+        """What each firm's advertising describes (the value of its offer to its typical
+        customer) and so what it leads people to expect: exp(typical + believed promise),
+        times each person's demandingness."""
+        ctx = self._ctx
+        ctx.typical[:] = engine.typical_values(self._pop, self._off, ctx, self.offers.size)
+        ctx.promised[:] = np.exp(ctx.typical + ctx.promise_term)
 
     def _initialise_customers(self) -> None:
         """Hand each firm its initial customers with a mature relationship (tenure, trust, attachment)."""
@@ -230,7 +239,7 @@ class LoyaltyModel(mesa.Model):
         pop.trust[idx] = 1.0 - (1.0 - b.trust.initial) * np.exp(-0.5 * b.trust.gain_per_year * years)
         drive = b.attachment.trust_gain_per_year * pop.trust[idx]
         pop.attachment[idx] = drive / (drive + b.attachment.decay_per_year + 1e-12) * -np.expm1(-(drive + b.attachment.decay_per_year) * years)
-        self._ctx.typical[:] = engine.typical_values(self._pop, self._off, self._ctx, self.offers.size)
+        self._set_typical_values()
         own, promised = engine.own_values(self._pop, self._off, self._ctx, self._par, idx)
         w_e, w_p = b.expectation.experience_rate, b.expectation.promise_rate
         pop.expectation[idx] = (w_e * np.exp(own) + w_p * promised) / max(w_e + w_p, 1e-12) if w_e + w_p > 0 else promised

@@ -27,7 +27,7 @@ DAYS_PER_YEAR = 365.0
 #: Compilation options of every compiled rule and kernel (cached on disk next to the source).
 #: Arithmetic follows NumPy's error model (a division by zero gives inf, it does not raise):
 #: the checks would cost more than the rules, and the rules never divide by zero.
-jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 
 
 def ufunc(signature: str):
@@ -189,8 +189,9 @@ def tenure_value(tenure_days, quality_sensitivity, price_sensitivity, personalis
     price sensitivity toward one's own firm falls by ``tolerance_per_year`` per year of
     tenure (up to ``max_years``; Reichheld's premium), so part of the price term is given back.
     """
-    learnt = min(tenure_days / personalisation_days, 1.0)
-    fit = quality_sensitivity * math.log1p(personalisation * learnt)
+    fit = 0.0
+    if personalisation > 0:
+        fit = quality_sensitivity * math.log1p(personalisation * min(tenure_days / personalisation_days, 1.0))
     tolerance = min(min(tenure_days / DAYS_PER_YEAR, max_years) * tolerance_per_year, 1.0)
     return fit + price_sensitivity * tolerance * log_price
 
