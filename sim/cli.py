@@ -708,6 +708,51 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files to
 
 
 @app.command()
+def verify(
+    folder: Annotated[Path, typer.Argument(help="A results folder: a run (results/<name>/<run-id>) or an experiment.", show_default=False)],
+    check_only: Annotated[bool, typer.Option("--check-only", help="Only check the files against the folder's manifest (no re-run).")] = False,
+    jobs: JobsOpt = 1,
+) -> None:
+    """Re-run a stored run or experiment from its resolved scenario and seed, and report whether every file reproduces byte for byte.
+
+    Exit code 0: every file reproduces (or, with --check-only, the folder matches its manifest); 1: a file differs or the folder is damaged; 2: not a results folder.
+
+    Example: [bold]loyalty-sim verify results/starter/20261122-101500-s42-1a2b3c4d[/bold]
+    """
+    from sim.manifest import FolderError, require_intact
+    from sim.verify import VerifyError, verify as run_verify
+
+    if not folder.is_dir():
+        _fail(f"{folder}: not a folder")
+    try:
+        if check_only:
+            manifest = require_intact(folder)
+            typer.echo(f"intact: {folder} ({len(manifest['files'])} files match manifest.json)")
+            return
+        result = run_verify(folder, jobs=jobs if jobs > 0 else (os.cpu_count() or 1))
+    except FolderError as exc:
+        if not (folder / "manifest.json").exists() and not (folder / "summary.json").exists() and not (folder / "experiment.json").exists():
+            _fail(f"{folder}: not a results folder (no manifest.json, summary.json or experiment.json)")
+        _fail_folder(exc)
+    except VerifyError as exc:
+        _fail(str(exc))
+    for rel in result.different:
+        _err(f"differs: {rel}")
+    for rel in result.missing:
+        _err(f"not produced by the re-run: {rel}")
+    for rel in result.extra:
+        _err(f"produced by the re-run but not in the folder: {rel}")
+    for key, (then, now) in result.environment.items():
+        _err(f"note: {key} was {then}, is now {now}")
+    total = len(result.same) + len(result.different) + len(result.missing)
+    if result.reproduces:
+        typer.echo(f"reproduced: {folder} ({result.kind}, all {total} files identical)")
+        return
+    typer.echo(f"does not reproduce: {folder} ({len(result.same)} of {total} files identical)")
+    raise typer.Exit(1)
+
+
+@app.command()
 def customer(
     scenario: ScenarioArg,
     customer_id: Annotated[int, typer.Argument(help="Customer number (0 .. population - 1).", min=0, show_default=False)],
