@@ -78,6 +78,8 @@ def safe_component(name: str) -> str:
 def write_run(model, out_root: str | Path, *, rid: str | None = None, charts: bool = True, source: str | None = None, timings: dict | None = None) -> Path:
     """Write the results folder of a finished ``model`` under ``out_root/<scenario>/``; return its path."""
     spec = model.spec
+    if spec.market.seed != model.seed:  # the scenario as run (and as stored): with the seed used
+        spec = spec.model_copy(update={"market": spec.market.model_copy(update={"seed": model.seed})})
     digest = spec.digest()
     rid = safe_component(rid or run_id(model.seed, digest))
     parent = Path(out_root) / safe_component(spec.name)
@@ -88,7 +90,6 @@ def write_run(model, out_root: str | Path, *, rid: str | None = None, charts: bo
     staging = Path(tempfile.mkdtemp(prefix=f".{rid}.", suffix=".partial", dir=parent))
     try:
         resolved = spec.resolved()
-        resolved["market"]["seed"] = model.seed
         atomic_write_text(staging / "scenario.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
         metrics = model.metrics_frame()
         atomic_csv(metrics, staging / "metrics.csv", float_format="%.6g")
