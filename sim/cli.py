@@ -95,7 +95,7 @@ def _fail_problems(exc, context: str = "") -> None:
 
 def _parse_sets(items: Sequence[str] | None, option: str = "--set") -> dict[str, Any]:
     """KEY=VALUE items as overrides (values read as YAML scalars)."""
-    import yaml
+    from sim.loader import ScenarioError, read_value
 
     overrides: dict[str, Any] = {}
     for item in items or []:
@@ -103,8 +103,10 @@ def _parse_sets(items: Sequence[str] | None, option: str = "--set") -> dict[str,
         if not sep or not key.strip():
             _fail(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} firms.focal.price.list=9")
         try:
-            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+            overrides[key.strip()] = read_value(raw, f"{option} {key.strip()}") if raw.strip() else None
+        except ScenarioError as exc:
+            if any("YAML 1.1" in p.message or "not allowed" in p.message for p in exc.problems):
+                _fail(f"{option} {item!r}: {exc.problems[0].message}")
             overrides[key.strip()] = raw
     return overrides
 

@@ -661,10 +661,24 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
             whole = float(start).is_integer() and float(stop).is_integer() and np.allclose(values, np.round(values))
             grid[key] = [int(round(v)) if whole else float(round(v, 12)) for v in values]
         else:
-            grid[key] = [yaml.safe_load(v) if v.strip() else None for v in spec.split(",")]
+            grid[key] = [_grid_value(item, key, v) for v in spec.split(",")]
     if not grid:
         raise ExperimentError("a sweep needs at least one --set KEY=... to vary")
     return grid
+
+
+def _grid_value(item: str, key: str, text: str) -> Any:
+    """One listed value of a --set KEY=V1,V2,... (read like a value in a scenario file)."""
+    from sim.loader import ScenarioError, read_value
+
+    if not text.strip():
+        return None
+    try:
+        return read_value(text, f"--set {key}")
+    except ScenarioError as exc:
+        if any("YAML 1.1" in p.message or "not allowed" in p.message for p in exc.problems):
+            raise ExperimentError(f"--set {item!r}: {exc.problems[0].message}") from None
+        return text
 
 
 def _with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:

@@ -68,6 +68,7 @@ __all__ = [
     "load_yaml",
     "loads",
     "problems_from_validation_error",
+    "read_value",
     "read_yaml",
     "validate",
 ]
@@ -168,6 +169,29 @@ _BOOL = _YAML + "bool"
 _SCALAR_TAGS = {_YAML + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
 # Plain '=' and '<<' outside a key get these tags; SafeLoader cannot construct them.
 _TEXT_TAGS = {_YAML + "value", _MERGE}
+
+
+_INT, _FLOAT = _YAML + "int", _YAML + "float"
+# Plain numbers YAML 1.1 reads differently from what they look like.
+_OCTAL = re.compile(r"^[-+]?0[0-7_]+$")
+_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
+_EXPONENT_TEXT = re.compile(r"^[-+]?([0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
+def _yaml11_number_surprise(text: str, value: Any) -> str | None:
+    """Why a plain number in the file would silently mean another number, or None.
+
+    YAML 1.1 (PyYAML) reads ``012`` as the octal number 10 and ``1:30`` as the base-60
+    number 90; both are refused rather than silently changed."""
+    if _SEXAGESIMAL.match(text):
+        return (f"YAML 1.1 reads {text} as the base-60 (time-like) number {value:g}; "
+                "write the number you mean, or quote it if you meant text")
+    if _OCTAL.match(text):
+        decimal = int(text.replace("_", ""), 10)
+        if decimal != value:
+            return (f"YAML 1.1 reads {text} as the octal number {value}; write {decimal} "
+                    "without the leading zero, or quote it if you meant text")
+    return None
 
 
 class _TooDeep(yaml.MarkedYAMLError):
@@ -309,7 +333,12 @@ class _Builder:
             return False, None
 
     def _scalar(self, node: ScalarNode, path: KeyPath) -> Any:
-        _, value = self._construct(node, path)
+        ok, value = self._construct(node, path)
+        if ok and node.style is None and node.tag in (_INT, _FLOAT):
+            surprise = _yaml11_number_surprise(node.value, value)
+            if surprise:
+                self.problem(path, surprise, _line(node))
+                return None
         if node.tag == _BOOL and node.value.lower() not in ("true", "false"):
             self.lines.bool_words[path] = node.value
         else:
@@ -430,6 +459,13 @@ def read_yaml(text: str, source: str = STRING_SOURCE) -> tuple[Any, LineMap]:
     if builder.problems:
         raise ScenarioError(builder.problems)
     return data, builder.lines
+
+
+def read_value(text: str, source: str = STRING_SOURCE) -> Any:
+    """One value written as YAML (a --set on the command line): the same safe reading and
+    the same guards as a scenario file (no tags, no octal or base-60 surprises)."""
+    data, _ = read_yaml(text, source)
+    return data
 
 
 def _require_mapping(data: Any, lines: Mapping[KeyPath, int], source: str) -> None:
@@ -792,9 +828,23 @@ def _type_message(loc: _Located) -> Message:
     if loc.type == "string_type" and isinstance(value, (int, float, date)) \
             and not isinstance(value, bool):
         hint = "quote the value to make it text"
+    elif loc.type in ("float_type", "int_type") and isinstance(value, str) and _EXPONENT_TEXT.match(value):
+        hint = (f"YAML 1.1 reads {value} as text, not a number: write it with a dot and a sign, "
+                f"e.g. {_exponent_example(value)}, or as a plain number")
+    elif loc.type in ("float_type", "int_type") and isinstance(value, str) and re.fullmatch(r"[-+]?0[0-9_]*[89][0-9_]*", value):
+        hint = f"YAML 1.1 reads {value} (a leading zero) as text; write {int(value.replace('_', ''))}"
     elif loc.type in ("tuple_type", "set_type", "frozen_set_type") and isinstance(value, list):
         hint = "YAML has no tuples or sets, so a strict schema must accept a list here"
     return f"expected {expected}, got {_show(value, kind=True)}", hint
+
+
+def _exponent_example(text: str) -> str:
+    mantissa, _, exponent = text.lower().partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if exponent[:1] not in "+-":
+        exponent = "+" + exponent
+    return f"{mantissa}e{exponent}"
 
 
 def _generic_message(loc: _Located) -> Message:
