@@ -66,6 +66,7 @@ __all__ = [
     "line_of",
     "load",
     "load_yaml",
+    "load_yaml_bytes",
     "loads",
     "problems_from_validation_error",
     "read_value",
@@ -493,6 +494,13 @@ def _read_text(path: Path, source: str) -> str:
         raise fail("cannot read file: permission denied") from None
     except OSError as exc:
         raise fail(f"cannot read file: {exc.strerror or exc}") from None
+    return _decode(raw, source)
+
+
+def _decode(raw: bytes, source: str) -> str:
+    def fail(message: str, line: int | None = None) -> ScenarioError:
+        return ScenarioError([Problem(source, "", message, line)])
+
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -506,6 +514,13 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], LineMap]:
     """Read a UTF-8 YAML file whose top level must be a mapping (see :func:`read_yaml`)."""
     source = str(path)
     data, lines = read_yaml(_read_text(Path(path), source), source)
+    _require_mapping(data, lines, source)
+    return data, lines
+
+
+def load_yaml_bytes(raw: bytes, source: str = STRING_SOURCE) -> tuple[dict[str, Any], LineMap]:
+    """Like :func:`load_yaml` for the bytes of a file (an upload, a test): decoded as UTF-8."""
+    data, lines = read_yaml(_decode(raw, source), source)
     _require_mapping(data, lines, source)
     return data, lines
 
