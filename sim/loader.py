@@ -506,7 +506,10 @@ def _decode(raw: bytes, source: str) -> str:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         byte = raw[exc.start : exc.start + 1].hex()
-        raise fail(f"file is not valid UTF-8 text (byte 0x{byte}); save it as UTF-8",
+        looks = ""
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+            looks, line = " (it looks like UTF-16 or UTF-32)", 1
+        raise fail(f"file is not valid UTF-8 text (byte 0x{byte}){looks}; save it as UTF-8",
                    line) from None
 
 
@@ -544,6 +547,9 @@ def _show(value: Any, kind: bool = False) -> str:
         text, what = "nan", "number"
     elif isinstance(value, float) and value in (float("inf"), float("-inf")):
         text, what = ("inf" if value > 0 else "-inf"), "number"
+    elif isinstance(value, int) and abs(value) >= 10**21:
+        digits = str(abs(value))
+        text, what = f"{'-' if value < 0 else ''}{digits[:6]}...({len(digits)} digits)", "number"
     elif isinstance(value, (int, float)):
         text, what = repr(value), "number"
     elif isinstance(value, str):
@@ -811,6 +817,20 @@ def _choice_message(loc: _Located) -> Message:
     return f"expected one of {options}, got {_show(value)}", _close(value, allowed or [])
 
 
+_NAME_LIKE = re.compile(r"^\^\[A-Za-z\]\[A-Za-z0-9_-\]\{0,(\d+)\}\$$")
+
+
+def _pattern_message(loc: _Located) -> Message:
+    pattern = str((loc.error.get("ctx") or {}).get("pattern", ""))
+    name = _NAME_LIKE.match(pattern)
+    if name:
+        expected = (f"a name of at most {int(name.group(1)) + 1} letters, digits, - and _ "
+                    "that starts with a letter")
+    else:
+        expected = f"text matching the pattern {pattern}"
+    return f"expected {expected}, got {_show(loc.error.get('input'))}", None
+
+
 def _validator_message(loc: _Located) -> Message:
     msg = loc.error["msg"]
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, "), None
@@ -878,6 +898,7 @@ _MESSAGES: dict[str, Callable[[_Located], Message]] = {
     "finite_number": _finite_message,
     "literal_error": _choice_message,
     "enum": _choice_message,
+    "string_pattern_mismatch": _pattern_message,
     "value_error": _validator_message,
     "assertion_error": _validator_message,
     "union_tag_invalid": _tag_message,
