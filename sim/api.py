@@ -93,4 +93,15 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None, progress: C
 
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
+    check_resources(scenario)
     return LoyaltyModel(scenario, seed=seed).run(progress)
+
+
+def check_resources(scenario: Scenario, source: str = "<scenario>") -> None:
+    """Raise :class:`~sim.loader.ScenarioError` (naming ``market.population`` and the memory
+    estimate) when one run of ``scenario`` needs more memory than this machine has free."""
+    from sim.limits import resource_problem
+
+    problem = resource_problem(scenario)
+    if problem is not None:
+        raise ScenarioError([Problem(source, "market.population", problem, None)])

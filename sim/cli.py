@@ -302,7 +302,7 @@ def _check_resources(spec, path: Path | None = None) -> None:
 
     problem = resource_problem(spec)
     if problem is not None:
-        _fail(f"{path}: {problem}" if path else problem)
+        _fail(f"{path}: market.population: {problem}" if path else f"market.population: {problem}")
 
 
 def _finish(opts: _Options, result, show: Callable[[], None]) -> None:

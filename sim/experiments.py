@@ -426,6 +426,12 @@ def run_experiment(
     variants: dict[str, Scenario] = {}
     for spec in specs:
         variants.setdefault(spec.variant, spec.scenario)
+    from sim.limits import resource_problem
+
+    for variant, scenario in variants.items():
+        problem = resource_problem(scenario)
+        if problem is not None:
+            raise ExperimentError(f"{variant}: market.population: {problem}")
     files = [safe_component(v) for v in variants]
     if len(set(files)) < len(files):
         raise ExperimentError(f"variant names {list(variants)} do not give distinct file names; use letters, digits, - and _")

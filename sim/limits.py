@@ -97,7 +97,8 @@ def available_memory() -> tuple[int | None, str]:
 
 def resource_problem(scenario, available: int | None = None, where: str | None = None) -> str | None:
     """A one-line explanation if one run of ``scenario`` would need more memory than is
-    available (``available`` bytes, default: :func:`available_memory`), else None."""
+    available (``available`` bytes, default: :func:`available_memory`), else None. It is
+    about ``market.population`` (the biggest part), which callers name as the key."""
     if available is None:
         try:
             available, where = available_memory()
@@ -110,7 +111,7 @@ def resource_problem(scenario, available: int | None = None, where: str | None =
         return None
     market = scenario.market
     return (
-        f"market.population: {market.population:,} people with {market.network.mean_degree:g} ties each over "
+        f"{market.population:,} people with {market.network.mean_degree:g} ties each over "
         f"{market.steps:,} steps need about {human(need.total)} of memory ({human(need.people)} for the people at "
         f"{BYTES_PER_PERSON} B each, {human(need.ties)} for the social ties at {BYTES_PER_TIE} B each, "
         f"{human(need.metrics)} for the metrics, {human(BASE_BYTES)} for the program), more than "
