@@ -56,15 +56,29 @@ def test_the_corpus_is_complete():
     assert sorted(EXPECTED) == sorted(p.name for p in CORPUS.iterdir())
 
 
+#: Run through ``loyalty-sim run`` one process each (the rest go through one ``validate``).
+RUN_EACH = ("python_object_apply.yaml", "alias_bomb.yaml", "deep_nesting.yaml", "binary_junk.yaml", "utf16_encoded.yaml",
+            "octal_number.yaml", "traversal_scenario_name.yaml", "timeline_hostile.yaml", "memory_exhaustion.yaml")
+ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MPLBACKEND": "Agg", "COLUMNS": "400", "LOYALTY_SIM_MAX_MEMORY": "4GB"}
+
+
+def _check_lines(err: str, name: str, key: str | None, texts: list[str]) -> None:
+    problems = [line for line in err.splitlines() if line.startswith("error: ") and str(CORPUS / name) in line]
+    assert problems, err
+    if key is not None:
+        assert any(f": {key}: " in line for line in problems), err
+    for text in texts:
+        assert any(text in line for line in problems), (text, err)
+
+
 @pytest.fixture(scope="module")
-def cli_results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
-    """``loyalty-sim run FILE`` for every corpus file, several processes at a time."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MPLBACKEND": "Agg", "COLUMNS": "400", "LOYALTY_SIM_MAX_MEMORY": "4GB"}
+def run_results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """``loyalty-sim run FILE`` for the files of RUN_EACH, all started at once."""
     running = {}
-    for name in EXPECTED:
+    for name in RUN_EACH:
         cwd = tmp_path_factory.mktemp(name.replace(".", "_"))
         proc = subprocess.Popen([sys.executable, "-m", "sim", "run", str(CORPUS / name), "--out", "out"],
-                                cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         running[name] = (proc, cwd)
     results = {}
     for name, (proc, cwd) in running.items():
@@ -73,23 +87,31 @@ def cli_results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess
     return results
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
-def test_each_nasty_file_is_a_clear_error_through_the_command_line(name, cli_results):
-    result, cwd = cli_results[name]
+@pytest.mark.parametrize("name", RUN_EACH)
+def test_nasty_files_are_clear_errors_of_run_that_write_nothing(name, run_results):
+    result, cwd = run_results[name]
     key, texts = EXPECTED[name]
     err = result.stderr
     assert result.returncode == 2, (result.returncode, result.stdout, err)
     assert "Traceback" not in err + result.stdout, err
     lines = err.splitlines()
-    problems = [line for line in lines if line.startswith("error: ")]
-    assert problems and all(line.startswith("error: ") or " problem" in line for line in lines), err
-    assert all(str(CORPUS / name) in line for line in problems), err
-    if key is not None:
-        assert any(f": {key}: " in line for line in problems), err
-    for text in texts:
-        assert text in err, (text, err)
+    assert all(line.startswith("error: ") or " problem" in line for line in lines), err
+    _check_lines(err, name, key, texts)
     assert not (cwd / "out").exists(), "a results folder was created"
     assert not (cwd / "PWNED").exists(), "code in a YAML tag ran"
+
+
+def test_every_nasty_file_is_a_clear_error_of_validate(tmp_path):
+    """One ``loyalty-sim validate`` of the whole corpus: every file refused with its own lines."""
+    names = [n for n in EXPECTED if n != "memory_exhaustion.yaml"]  # valid schema: refused by run only
+    result = subprocess.run([sys.executable, "-m", "sim", "validate", *(str(CORPUS / n) for n in names)],
+                            cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    err = result.stderr
+    assert result.returncode == 2 and "Traceback" not in err + result.stdout, err
+    assert all(line.startswith("error: ") or " problem" in line for line in err.splitlines()), err
+    for name in names:
+        _check_lines(err, name, *EXPECTED[name])
+    assert not list(tmp_path.iterdir()), "validate wrote something"
 
 
 @pytest.mark.parametrize("name", [n for n in EXPECTED if n != "memory_exhaustion.yaml"])

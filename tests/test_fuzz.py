@@ -1,7 +1,7 @@
 """Property-based fuzzing of scenario files (Hypothesis).
 
 Over 10,000 generated documents per run of the suite (the ``max_examples`` below sum to
-11,000), each loaded from its bytes the way the command line loads a file
+10,200), each loaded from its bytes the way the command line loads a file
 (:func:`sim.api.load_scenario_bytes`: the same decoding, reading and validation as
 :func:`sim.api.load_scenario` without the disk): malformed or hostile scenario documents (wrong types,
 missing and unknown keys, out-of-range and non-finite numbers, huge numbers, deep nesting,
@@ -197,21 +197,21 @@ def _check_mutation(doc: dict, path: tuple, kind: str) -> None:
         assert "" in named or _related(named, path), (format_path(path), str(outcome))
 
 
-@settings(FUZZ, max_examples=1200)
+@settings(FUZZ, max_examples=900)
 @given(mutated(with_timeline=False))
 def test_mutated_scenarios_load_or_fail_clearly(case):
     doc, path, kind = case
     _check_mutation(doc, path, kind)
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=200)
 @given(mutated(with_timeline=True))
 def test_mutated_scenarios_with_a_timeline_load_or_fail_clearly(case):
     doc, path, kind = case
     _check_mutation(doc, path, kind)
 
 
-@settings(FUZZ, max_examples=1000)
+@settings(FUZZ, max_examples=800)
 @given(st.sampled_from(_paths(BASE)), hostile_scalars)
 def test_one_bad_value_is_reported_at_its_key_path(path, value):
     """A single replaced value: if it is refused, a problem names that key (or the section
@@ -249,7 +249,7 @@ def yaml_texts(draw) -> bytes:
     return "\n".join(lines).encode("utf-8", "surrogatepass")
 
 
-@settings(FUZZ, max_examples=2500)
+@settings(FUZZ, max_examples=1800)
 @given(yaml_texts())
 def test_yaml_token_soup_loads_or_fails_clearly(data):
     assert_clear(load_bytes(data))
@@ -266,7 +266,7 @@ def test_binary_junk_fails_clearly(data):
     assert_clear(load_bytes(data))
 
 
-@settings(FUZZ, max_examples=2000)
+@settings(FUZZ, max_examples=2500)
 @given(
     st.sampled_from(["utf-8", "utf-16", "utf-16-le", "utf-32", "latin-1", "cp1252", "utf-8-sig"]),
     st.integers(0, len(GOOD_TEXT)), st.binary(max_size=8),
