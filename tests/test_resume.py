@@ -30,6 +30,9 @@ from sim.manifest import FolderError, MANIFEST, check_folder
 from conftest import make_scenario
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The forked children run one experiment in this process's single thread of interest and
+# exit; the test runner's helper threads are never used in them.
+pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
 TINY = {"market": {"population": 300, "steps": 5, "seed": 11}}
 
 
@@ -99,8 +102,20 @@ def killed_child(kind: str, out: Path, k: int) -> int:
         except BaseException:  # noqa: BLE001
             code = 3
         os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return status
+    return _wait(pid)
+
+
+def _wait(pid: int, timeout: float = 120) -> int:
+    """The child's wait status; a child that hangs is killed (and the test fails)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked experiment hung")
 
 
 def _resume_and_compare(kind: str, out: Path, k: int, expected: dict[str, bytes], writes: int) -> None:
@@ -181,7 +196,7 @@ def test_resume_without_an_id_finds_the_one_interrupted_experiment(tmp_path):
         with crash_at(3, [0]):
             ex.replicate(tiny(), 3, out=tmp_path)
         os._exit(0)
-    os.waitpid(pid, 0)
+    _wait(pid)
     resumed = ex.replicate(tiny(), 3, out=tmp_path, resume=True).folder
     assert resumed.name.endswith("-replications-s11") and check_folder(resumed) == []
     with pytest.raises(ex.ExperimentError, match="nothing to resume"):
