@@ -14,13 +14,19 @@ spawned from the scenario's seed with numpy's ``SeedSequence``.
 
 Folder layout (``results/<name>/<experiment-id>/``)::
 
-    experiment.json   kind, variants, seeds, parameters, versions, scenario hashes
+    experiment.json   kind, variants, seeds, parameters, package version, scenario hashes
+    plan.json         what identifies the experiment (every run's id, seed, scenario hash): --resume checks it
+    manifest.json     versions, platform, time and the sha256 of every other file (sim.manifest)
     scenarios/        the resolved scenario of each variant
     runs/             one metrics table per run
     metrics.csv       every run's metrics, one row per run, step and firm
     runs.csv          one row per run and firm: the run's outcomes
     summary.csv       per variant (and parameter point) and firm: mean and 95% interval of each outcome
     bands.csv         per variant, firm and step: mean and 95% interval of the key measures over time
+
+The folder is assembled in a hidden sibling ``.<experiment-id>.partial`` and renamed into
+place when complete; an interrupted experiment is finished with ``resume=True`` (see
+:func:`run_experiment`).
 """
 
 from __future__ import annotations

@@ -238,7 +238,7 @@ def _wait_for_runs(partial: Path, n: int, proc: subprocess.Popen, timeout: float
     pytest.fail("no runs written in time")
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the worker processes")
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(), reason="needs /proc/PID/task/PID/children to find the worker processes")
 def test_killing_a_worker_then_the_parent_and_its_workers_loses_nothing(tmp_path):
     scenario = tmp_path / "market.yaml"
     scenario.write_text("name: market\nmarket: {population: 3000, steps: 24, seed: 5}\n"
