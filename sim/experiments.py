@@ -434,8 +434,9 @@ def run_experiment(
         variants.setdefault(spec.variant, spec.scenario)
     from sim.limits import resource_problem
 
+    at_once = max(1, min(getattr(executor, "workers", 1), len(specs))) if isinstance(executor, ProcessExecutor) else 1
     for variant, scenario in variants.items():
-        problem = resource_problem(scenario)
+        problem = resource_problem(scenario, copies=at_once)
         if problem is not None:
             raise ExperimentError(f"{variant}: market.population: {problem}")
     files = [safe_component(v) for v in variants]

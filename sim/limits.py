@@ -95,10 +95,11 @@ def available_memory() -> tuple[int | None, str]:
         return None, "unknown"
 
 
-def resource_problem(scenario, available: int | None = None, where: str | None = None) -> str | None:
+def resource_problem(scenario, available: int | None = None, where: str | None = None, copies: int = 1) -> str | None:
     """A one-line explanation if one run of ``scenario`` would need more memory than is
     available (``available`` bytes, default: :func:`available_memory`), else None. It is
-    about ``market.population`` (the biggest part), which callers name as the key."""
+    about ``market.population`` (the biggest part), which callers name as the key.
+    ``copies``: runs held in memory at once (one per worker process of an experiment)."""
     if available is None:
         try:
             available, where = available_memory()
@@ -107,13 +108,16 @@ def resource_problem(scenario, available: int | None = None, where: str | None =
     if available is None:
         return None
     need = estimate(scenario)
-    if need.total <= available:
+    copies = max(1, copies)
+    if need.total * copies <= available:
         return None
     market = scenario.market
+    workers = f" a run, {human(need.total * copies)} for {copies} worker processes at once" if copies > 1 else ""
     return (
         f"{market.population:,} people with {market.network.mean_degree:g} ties each over "
-        f"{market.steps:,} steps need about {human(need.total)} of memory ({human(need.people)} for the people at "
+        f"{market.steps:,} steps need about {human(need.total)} of memory{workers} ({human(need.people)} for the people at "
         f"{BYTES_PER_PERSON} B each, {human(need.ties)} for the social ties at {BYTES_PER_TIE} B each, "
         f"{human(need.metrics)} for the metrics, {human(BASE_BYTES)} for the program), more than "
         f"{where or 'available'} ({human(available)}); lower market.population, market.network.mean_degree or market.steps"
+        + (", or use fewer worker processes (--jobs)" if copies > 1 else "")
     )

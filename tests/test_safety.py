@@ -91,6 +91,8 @@ def test_a_market_too_large_for_the_memory_is_refused_with_the_estimate():
     assert "1,000,000 people" in message and limits.human(need) in message and "the test's limit" in message
     assert "lower market.population" in message
     assert limits.resource_problem(spec, available=need) is None
+    four = limits.resource_problem(spec, available=need, copies=4, where="the test's limit")
+    assert f"{limits.human(4 * need)} for 4 worker processes at once" in four
 
 
 def test_the_api_and_the_experiments_refuse_it_too(tmp_path, monkeypatch):
