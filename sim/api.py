@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from sim.loader import Problem, ScenarioError, format_path, line_of, load_yaml, problems_from_validation_error
+from sim.loader import Problem, ScenarioError, format_path, line_of, load_yaml, load_yaml_bytes, problems_from_validation_error
 from sim.scenario import Scenario, set_key_path, split_key_path
 
 
@@ -21,7 +21,18 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     :class:`~sim.loader.ScenarioError` naming the file, key path and line.
     """
     data, lines = load_yaml(path)
-    data.setdefault("name", re.sub(r"[^A-Za-z0-9_-]", "_", Path(path).stem).lstrip("_-0123456789") or "scenario")
+    return _with_overrides(data, lines, str(path), Path(path).stem, overrides)
+
+
+def load_scenario_bytes(raw: bytes, source: str = "<upload>", overrides: dict[str, Any] | None = None) -> Scenario:
+    """Like :func:`load_scenario` for the bytes of a scenario file (an upload, a test):
+    the same decoding, safe reading, guards and validation; problems name ``source``."""
+    data, lines = load_yaml_bytes(raw, source)
+    return _with_overrides(data, lines, source, Path(source).stem, overrides)
+
+
+def _with_overrides(data: dict[str, Any], lines, path: str, stem: str, overrides: dict[str, Any] | None) -> Scenario:
+    data.setdefault("name", re.sub(r"[^A-Za-z0-9_-]", "_", stem).lstrip("_-0123456789") or "scenario")
     scenario = scenario_from_dict(data, source=str(path), lines=lines)
     if not overrides:
         return scenario
@@ -82,4 +93,15 @@ def run(scenario: Scenario | str | Path, *, seed: int | None = None, progress: C
 
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
+    check_resources(scenario)
     return LoyaltyModel(scenario, seed=seed).run(progress)
+
+
+def check_resources(scenario: Scenario, source: str = "<scenario>") -> None:
+    """Raise :class:`~sim.loader.ScenarioError` (naming ``market.population`` and the memory
+    estimate) when one run of ``scenario`` needs more memory than this machine has free."""
+    from sim.limits import resource_problem
+
+    problem = resource_problem(scenario)
+    if problem is not None:
+        raise ScenarioError([Problem(source, "market.population", problem, None)])

@@ -67,6 +67,13 @@ SchedulerOpt = Annotated[
     typer.Option("--scheduler", metavar="ADDRESS", help="Run on a Dask cluster instead: its scheduler address, e.g. tcp://10.0.0.5:8786 (needs the dask extra)."),
 ]
 IdOpt = Annotated[Optional[str], typer.Option("--id", help="Name of the experiment folder (default: time, kind and seed).")]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Finish an interrupted experiment (the one with this --id, or the only interrupted one of this kind and seed): only its missing runs are run, and the result is identical to an uninterrupted one.",
+    ),
+]
 
 
 def _err(message: str) -> None:
@@ -90,7 +97,7 @@ def _fail_problems(exc, context: str = "") -> None:
 
 def _parse_sets(items: Sequence[str] | None, option: str = "--set") -> dict[str, Any]:
     """KEY=VALUE items as overrides (values read as YAML scalars)."""
-    import yaml
+    from sim.loader import ScenarioError, read_value
 
     overrides: dict[str, Any] = {}
     for item in items or []:
@@ -98,8 +105,10 @@ def _parse_sets(items: Sequence[str] | None, option: str = "--set") -> dict[str,
         if not sep or not key.strip():
             _fail(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} firms.focal.price.list=9")
         try:
-            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+            overrides[key.strip()] = read_value(raw, f"{option} {key.strip()}") if raw.strip() else None
+        except ScenarioError as exc:
+            if any("YAML 1.1" in p.message or "not allowed" in p.message for p in exc.problems):
+                _fail(f"{option} {item!r}: {exc.problems[0].message}")
             overrides[key.strip()] = raw
     return overrides
 
@@ -110,9 +119,11 @@ def _load(path: Path, sets: list[str] | dict[str, Any] | None = None, context: s
     from sim.loader import ScenarioError
 
     try:
-        return load_scenario(path, sets if isinstance(sets, dict) else _parse_sets(sets))
+        spec = load_scenario(path, sets if isinstance(sets, dict) else _parse_sets(sets))
     except ScenarioError as exc:
         _fail_problems(exc, context)
+    _check_resources(spec, path)
+    return spec
 
 
 @app.command()
@@ -127,6 +138,7 @@ def run(
     run_id: Annotated[Optional[str], typer.Option("--run-id", "--id", help="Name of the run folder (default: time, seed and scenario hash).")] = None,
     charts: ChartsOpt = True,
     quiet: QuietOpt = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """Run a scenario and write its results folder (tables, summary, charts).
 
@@ -137,10 +149,12 @@ def run(
     Example: [bold]loyalty-sim run scenarios/starter.yaml --replications 20 --jobs 0[/bold]
     """
     spec = _load(scenario, set_)
+    if resume and replications == 1:
+        _fail("--resume finishes an interrupted replication set (--replications N > 1); a single run is simply run again")
     if replications > 1:
         from sim.experiments import replicate
 
-        opts = _Options(out, run_id, seed, jobs, scheduler, charts, quiet)
+        opts = _Options(out, run_id, seed, jobs, scheduler, charts, quiet, resume)
         result = _experiment(opts, replicate, spec, replications)
         _finish(opts, result, lambda: _print_replications(result, spec))
         return
@@ -226,6 +240,7 @@ class _Options:
     scheduler: str | None
     charts: bool
     quiet: bool
+    resume: bool = False
 
 
 _ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://)?\S+:\d+$")
@@ -234,7 +249,10 @@ _ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://)?\S+:\d+$")
 def _experiment(opts: _Options, runner: Callable[..., Any], *args: Any, **kwargs: Any):
     """Call an experiment runner of :mod:`sim.experiments` with the shared options and a
     progress bar; its user-facing failures end the command with one line and exit 2."""
+    from concurrent.futures.process import BrokenProcessPool
+
     from sim.experiments import ExperimentError
+    from sim.manifest import FolderError
 
     scheduler = opts.scheduler.strip() if opts.scheduler else None
     if scheduler is not None and not _ADDRESS.match(scheduler):
@@ -242,11 +260,51 @@ def _experiment(opts: _Options, runner: Callable[..., Any], *args: Any, **kwargs
     jobs = opts.jobs if opts.jobs > 0 else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
         with _progress(opts.quiet) as progress:
-            return runner(*args, out=opts.out, jobs=jobs, scheduler=scheduler, seed=opts.seed, exp_id=opts.exp_id, progress=progress, **kwargs)
+            with _warnings_to_stderr():
+                return runner(*args, out=opts.out, jobs=jobs, scheduler=scheduler, seed=opts.seed, exp_id=opts.exp_id, progress=progress, resume=opts.resume, **kwargs)
     except FileExistsError as exc:
         _fail(f"{exc}; choose another --id")
     except ExperimentError as exc:
         _fail(str(exc))
+    except FolderError as exc:
+        _fail_folder(exc)
+    except BrokenProcessPool:
+        _err("error: a worker process died before finishing its run; the finished runs are kept: run the same command with --resume to complete the rest")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        _err("interrupted; the finished runs are kept: run the same command with --resume to complete the rest")
+        raise typer.Exit(130) from None
+
+
+def _fail_folder(exc) -> None:
+    """A damaged or incomplete results folder: one line per problem, exit 1."""
+    for problem in exc.problems:
+        _err(f"error: {exc.folder}: {problem}")
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Show the experiments' warnings (e.g. a damaged run file being run again) on stderr."""
+    import logging
+
+    logger = logging.getLogger("sim")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _check_resources(spec, path: Path | None = None) -> None:
+    """Refuse a market too large for this machine's memory, with the estimate (exit 2)."""
+    from sim.limits import resource_problem
+
+    problem = resource_problem(spec)
+    if problem is not None:
+        _fail(f"{path}: market.population: {problem}" if path else f"market.population: {problem}")
 
 
 def _finish(opts: _Options, result, show: Callable[[], None]) -> None:
@@ -255,8 +313,10 @@ def _finish(opts: _Options, result, show: Callable[[], None]) -> None:
         show()
     if opts.charts:
         from sim.experiment_charts import plot_experiment
+        from sim.manifest import refresh_manifest
 
         plot_experiment(result.folder)
+        refresh_manifest(result.folder)
     typer.echo(str(result.folder) if opts.quiet else f"results: {result.folder}")
 
 
@@ -424,6 +484,7 @@ def compare(
     exp_id: IdOpt = None,
     charts: ChartsOpt = True,
     quiet: QuietOpt = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """Compare strategies: two or more scenarios, or one scenario and named variants.
 
@@ -443,7 +504,7 @@ def compare(
         _fail("compare needs two or more scenario files, or one and a --variant NAME:KEY=VALUE")
     from sim.experiments import compare as run_compare
 
-    opts = _Options(out, exp_id, seed, jobs, scheduler, charts, quiet)
+    opts = _Options(out, exp_id, seed, jobs, scheduler, charts, quiet, resume)
     result = _experiment(opts, run_compare, labelled, replications)
     _finish(opts, result, lambda: _print_comparison(result, {label: s.focal_firm for label, s in labelled}))
 
@@ -461,6 +522,8 @@ def _load_all(paths: Sequence[Path], overrides: dict[str, Any]) -> list:
             problems.extend(exc.problems)
     if problems:
         _fail_problems(ScenarioError(problems))
+    for path, spec in zip(paths, loaded):
+        _check_resources(spec, path)
     return loaded
 
 
@@ -525,6 +588,7 @@ def sweep(
     exp_id: IdOpt = None,
     charts: ChartsOpt = True,
     quiet: QuietOpt = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """Sweep scenario keys over a grid of values and find the best point.
 
@@ -542,7 +606,7 @@ def sweep(
         values = parse_grid(grid)
     except ExperimentError as exc:
         _fail(str(exc))
-    opts = _Options(out, exp_id, seed, jobs, scheduler, charts, quiet)
+    opts = _Options(out, exp_id, seed, jobs, scheduler, charts, quiet, resume)
     result = _experiment(opts, run_sweep, spec, values, replications, outcome=outcome, firm=firm)
     _finish(opts, result, lambda: _print_sweep(result, list(values), outcome, firm or spec.focal_firm))
 
@@ -573,6 +637,7 @@ def retention_effect(
     exp_id: IdOpt = None,
     charts: ChartsOpt = True,
     quiet: QuietOpt = False,
+    resume: ResumeOpt = False,
 ) -> None:
     """The retention effect: how much more the focal firm earns when it keeps a few more points of its customers.
 
@@ -589,7 +654,7 @@ def retention_effect(
         except ValueError:
             _fail(f"--curve {curve!r}: expected retention gains in points separated by commas, e.g. 0,2.5,5,7.5,10")
     spec = _load(scenario, set_)
-    opts = _Options(out, exp_id, seed, jobs, scheduler, charts, quiet)
+    opts = _Options(out, exp_id, seed, jobs, scheduler, charts, quiet, resume)
     result = _experiment(opts, run_effect, spec, replications, gains=gains, headline=gain)
     _finish(opts, result, lambda: _print_retention_effect(result, spec, gain))
 
@@ -712,6 +777,51 @@ def validate_model(
 
 
 @app.command()
+def verify(
+    folder: Annotated[Path, typer.Argument(help="A results folder: a run (results/<name>/<run-id>) or an experiment.", show_default=False)],
+    check_only: Annotated[bool, typer.Option("--check-only", help="Only check the files against the folder's manifest (no re-run).")] = False,
+    jobs: JobsOpt = 1,
+) -> None:
+    """Re-run a stored run or experiment from its resolved scenario and seed, and report whether every file reproduces byte for byte.
+
+    Exit code 0: every file reproduces (or, with --check-only, the folder matches its manifest); 1: a file differs or the folder is damaged; 2: not a results folder.
+
+    Example: [bold]loyalty-sim verify results/starter/20261122-101500-s42-1a2b3c4d[/bold]
+    """
+    from sim.manifest import FolderError, require_intact
+    from sim.verify import VerifyError, verify as run_verify
+
+    if not folder.is_dir():
+        _fail(f"{folder}: not a folder")
+    try:
+        if check_only:
+            manifest = require_intact(folder)
+            typer.echo(f"intact: {folder} ({len(manifest['files'])} files match manifest.json)")
+            return
+        result = run_verify(folder, jobs=jobs if jobs > 0 else (os.cpu_count() or 1))
+    except FolderError as exc:
+        if not (folder / "manifest.json").exists() and not (folder / "summary.json").exists() and not (folder / "experiment.json").exists():
+            _fail(f"{folder}: not a results folder (no manifest.json, summary.json or experiment.json)")
+        _fail_folder(exc)
+    except VerifyError as exc:
+        _fail(str(exc))
+    for rel in result.different:
+        _err(f"differs: {rel}")
+    for rel in result.missing:
+        _err(f"not produced by the re-run: {rel}")
+    for rel in result.extra:
+        _err(f"produced by the re-run but not in the folder: {rel}")
+    for key, (then, now) in result.environment.items():
+        _err(f"note: {key} was {then}, is now {now}")
+    total = len(result.same) + len(result.different) + len(result.missing)
+    if result.reproduces:
+        typer.echo(f"reproduced: {folder} ({result.kind}, all {total} files identical)")
+        return
+    typer.echo(f"does not reproduce: {folder} ({len(result.same)} of {total} files identical)")
+    raise typer.Exit(1)
+
+
+@app.command()
 def customer(
     scenario: ScenarioArg,
     customer_id: Annotated[int, typer.Argument(help="Customer number (0 .. population - 1).", min=0, show_default=False)],
@@ -764,10 +874,10 @@ def _write_or_print(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
         return
+    from sim.manifest import atomic_write_text
+
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
+    atomic_write_text(output, text)
     typer.echo(f"wrote {output}")
 
 

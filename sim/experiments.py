@@ -14,20 +14,26 @@ spawned from the scenario's seed with numpy's ``SeedSequence``.
 
 Folder layout (``results/<name>/<experiment-id>/``)::
 
-    experiment.json   kind, variants, seeds, parameters, versions, scenario hashes
+    experiment.json   kind, variants, seeds, parameters, package version, scenario hashes
+    plan.json         what identifies the experiment (every run's id, seed, scenario hash): --resume checks it
+    manifest.json     versions, platform, time and the sha256 of every other file (sim.manifest)
     scenarios/        the resolved scenario of each variant
     runs/             one metrics table per run
     metrics.csv       every run's metrics, one row per run, step and firm
     runs.csv          one row per run and firm: the run's outcomes
     summary.csv       per variant (and parameter point) and firm: mean and 95% interval of each outcome
     bands.csv         per variant, firm and step: mean and 95% interval of the key measures over time
+
+The folder is assembled in a hidden sibling ``.<experiment-id>.partial`` and renamed into
+place when complete; an interrupted experiment is finished with ``resume=True`` (see
+:func:`run_experiment`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +46,7 @@ import pandas as pd
 import yaml
 
 from sim import __version__
+from sim.manifest import TMP_SUFFIX, atomic_csv, atomic_open, atomic_write_json, atomic_write_text, fsync_dir, require_intact, write_manifest
 from sim.scenario import Scenario, set_key_path
 
 #: Per-run outcomes (one value per run and firm) and how each is read off the metrics table.
@@ -86,6 +93,7 @@ BAND_MEASURES = (
 )
 ID_COLUMNS = ("run_id", "variant", "replication", "seed")
 CONFIDENCE = 0.95
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- runs
@@ -291,14 +299,82 @@ class ExperimentResult:
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False, float_format="%.10g")
-    os.replace(tmp, path)
+    atomic_csv(frame, path, float_format="%.10g")
 
 
 def experiment_id(kind: str, seed: int) -> str:
     """A folder name that sorts by time (to the microsecond) and names the kind and base seed."""
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{kind}-s{seed}"
+
+
+PARTIAL_SUFFIX = ".partial"
+PLAN = "plan.json"
+
+
+def partial_folder(final: Path) -> Path:
+    """Where the experiment that will end up in ``final`` is assembled (a hidden sibling)."""
+    return final.with_name(f".{final.name}{PARTIAL_SUFFIX}")
+
+
+def _plan(kind: str, name: str, specs: Sequence[RunSpec], meta: dict[str, Any] | None) -> dict[str, Any]:
+    """What identifies an experiment: a resumed one must have exactly the same plan."""
+    return json.loads(json.dumps({
+        "kind": kind,
+        "name": name,
+        "meta": meta or {},
+        "runs": [
+            {"run_id": s.run_id, "variant": s.variant, "replication": s.replication, "seed": s.seed,
+             "scenario_sha256": s.scenario.digest(), "params": [list(p) for p in s.params]}
+            for s in specs
+        ],
+    }, default=str))
+
+
+def _plan_difference(old: Any, new: Any, path: str = "") -> str | None:
+    """The first key path where two plans differ, as text."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            if key not in old or key not in new:
+                return f"{path}{key}"
+            found = _plan_difference(old[key], new[key], f"{path}{key}.")
+            if found:
+                return found
+        return None
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return f"{path.rstrip('.')} (had {len(old)} entries, now {len(new)})"
+        for i, (a, b) in enumerate(zip(old, new)):
+            found = _plan_difference(a, b, f"{path.rstrip('.')}[{i}].")
+            if found:
+                return found
+        return None
+    return None if old == new else f"{path.rstrip('.')} (was {old!r}, now {new!r})"
+
+
+def _find_partial(parent: Path, kind: str, base_seed: Any) -> Path:
+    """The one interrupted experiment of this kind and seed under ``parent`` (resume without --id)."""
+    found = sorted(parent.glob(f".*-{kind}-s{base_seed}{PARTIAL_SUFFIX}")) if parent.is_dir() else []
+    if not found:
+        raise ExperimentError(f"nothing to resume: no interrupted {kind} experiment with seed {base_seed} under {parent} (run it without --resume)")
+    if len(found) > 1:
+        names = ", ".join(p.name[1 : -len(PARTIAL_SUFFIX)] for p in found)
+        raise ExperimentError(f"several interrupted {kind} experiments under {parent}: {names}; choose one with --id")
+    return found[0]
+
+
+def _complete_run_file(path: Path, spec: RunSpec) -> bool:
+    """Is ``path`` the whole metrics table of ``spec`` (its run id and seed, every step of every firm)?"""
+    try:
+        metrics = pd.read_csv(path)
+    except Exception:  # noqa: BLE001 - any unreadable file is simply run again
+        return False
+    expected_rows = (spec.scenario.market.steps + 1) * len(spec.scenario.firms)
+    return (
+        len(metrics) == expected_rows
+        and {"run_id", "seed", "step", "firm"} <= set(metrics.columns)
+        and bool((metrics["run_id"].astype(str) == spec.run_id).all())
+        and bool((metrics["seed"] == spec.seed).all())
+    )
 
 
 def run_experiment(
@@ -313,66 +389,130 @@ def run_experiment(
     meta: dict[str, Any] | None = None,
     then: Callable[[Path], tuple[list[RunSpec], dict[str, Any]]] | None = None,
     total: int | None = None,
+    finish: Callable[[Path, pd.DataFrame], dict[str, pd.DataFrame]] | None = None,
+    resume: bool = False,
 ) -> tuple[Path, pd.DataFrame]:
     """Run every spec on ``executor``, stream each run's metrics to disk, and write the
     experiment's tables. Returns the folder and the per-run outcomes table.
 
     ``then``, if given, is called with the folder of the finished runs' metrics once the
     first specs are done and returns a second pass of specs (and extra metadata); ``total``
-    is the number of runs in both passes, for progress. The folder is assembled under a
-    temporary name and renamed into place when complete; the caller closes the executor."""
+    is the number of runs in both passes, for progress. ``finish``, if given, writes the
+    experiment's own tables into the folder (called with it and the outcomes table).
+
+    The folder is assembled in a hidden sibling ``.<id>.partial`` (with ``plan.json``, what
+    identifies the experiment) and renamed into place, sealed by ``manifest.json``, when
+    complete. If the process dies, the partial folder keeps every finished run; with
+    ``resume=True`` the same experiment (same plan; ``exp_id`` may be left out when one
+    interrupted experiment of this kind and seed exists) runs only its missing runs and ends
+    byte-identical to an uninterrupted one. Resuming a finished experiment checks its folder
+    and returns it. The caller closes the executor."""
     from sim.results import safe_component
 
     executor = executor or SerialExecutor()
     parent = Path(out_root) / safe_component(name)
-    parent.mkdir(parents=True, exist_ok=True)
-    final = parent / safe_component(exp_id or experiment_id(kind, (meta or {}).get("base_seed", specs[0].seed if specs else 0)))
+    base_seed = (meta or {}).get("base_seed", specs[0].seed if specs else 0)
+    plan = _plan(kind, name, specs, meta)
+    if resume and exp_id is None:
+        partial = _find_partial(parent, kind, base_seed)
+        final = partial.with_name(partial.name[1 : -len(PARTIAL_SUFFIX)])
+    else:
+        final = parent / safe_component(exp_id or experiment_id(kind, base_seed))
+        partial = partial_folder(final)
     if final.exists():
-        raise FileExistsError(f"results folder {final} already exists")
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=parent))
-    try:
-        (staging / "runs").mkdir()
-        (staging / "scenarios").mkdir()
-        total = total or len(specs)
-        done = 0
+        if not resume:
+            raise FileExistsError(f"results folder {final} already exists")
+        require_intact(final)
+        _check_plan(final, plan)
+        return final, pd.read_csv(final / "runs.csv")
+    if partial.exists() and not resume:
+        raise ExperimentError(f"an interrupted experiment {final.name} is in {partial}: add --resume to finish it, or delete that folder to start again")
+    if resume and not partial.exists():
+        raise ExperimentError(f"nothing to resume: {final} was never started (no {partial.name}); run it without --resume")
+    variants: dict[str, Scenario] = {}
+    for spec in specs:
+        variants.setdefault(spec.variant, spec.scenario)
+    from sim.limits import resource_problem
 
-        def run_pass(batch: list[RunSpec]) -> None:
-            nonlocal done
-            for run_id, metrics in executor.map(batch):
-                _atomic_csv(metrics, staging / "runs" / f"{run_id}.csv")
+    at_once = max(1, min(getattr(executor, "workers", 1), len(specs))) if isinstance(executor, ProcessExecutor) else 1
+    for variant, scenario in variants.items():
+        problem = resource_problem(scenario, copies=at_once)
+        if problem is not None:
+            raise ExperimentError(f"{variant}: market.population: {problem}")
+    files = [safe_component(v) for v in variants]
+    if len(set(files)) < len(files):
+        raise ExperimentError(f"variant names {list(variants)} do not give distinct file names; use letters, digits, - and _")
+    parent.mkdir(parents=True, exist_ok=True)
+    partial.mkdir(exist_ok=True)
+    if (partial / PLAN).is_file():
+        _check_plan(partial, plan)
+    else:
+        atomic_write_json(partial / PLAN, plan)
+    for leftover in partial.rglob(f".*{TMP_SUFFIX}"):
+        leftover.unlink()
+    (partial / "runs").mkdir(exist_ok=True)
+    (partial / "scenarios").mkdir(exist_ok=True)
+    total = total or len(specs)
+    done = 0
+
+    def run_pass(batch: list[RunSpec]) -> None:
+        nonlocal done
+        todo = []
+        for spec in batch:
+            path = partial / "runs" / f"{spec.run_id}.csv"
+            if path.exists() and _complete_run_file(path, spec):
                 done += 1
-                if progress is not None:
-                    progress(done, total)
+                continue
+            if path.exists():
+                log.warning("runs/%s.csv in %s is damaged or incomplete: running it again", spec.run_id, partial)
+                path.unlink()
+            todo.append(spec)
+        if progress is not None and done:
+            progress(done, total)
+        for run_id, metrics in executor.map(todo):
+            _atomic_csv(metrics, partial / "runs" / f"{run_id}.csv")
+            done += 1
+            if progress is not None:
+                progress(done, total)
 
-        run_pass(specs)
-        if then is not None:
-            more, extra = then(staging / "runs")
-            run_pass(more)
-            specs = [*specs, *more]
-            meta = {**(meta or {}), **extra}
-        variants: dict[str, Scenario] = {}
-        for spec in specs:
+    run_pass(specs)
+    if then is not None:
+        more, extra = then(partial / "runs")
+        run_pass(more)
+        specs = [*specs, *more]
+        meta = {**(meta or {}), **extra}
+        for spec in more:
             variants.setdefault(spec.variant, spec.scenario)
-        for variant, scenario in variants.items():
-            resolved = scenario.resolved()
-            (staging / "scenarios" / f"{safe_component(variant)}.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        runs = _collect(specs, staging)
-        info = {
-            "kind": kind,
-            "name": name,
-            "package_version": __version__,
-            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-            "runs": len(specs),
-            "variants": {v: {"scenario": s.name, "sha256": s.digest()} for v, s in variants.items()},
-            "seeds": sorted({spec.seed for spec in specs}, key=[spec.seed for spec in specs].index),
-            **(meta or {}),
-        }
-        (staging / "experiment.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    for variant, scenario in variants.items():
+        atomic_write_text(partial / "scenarios" / f"{safe_component(variant)}.yaml", yaml.safe_dump(scenario.resolved(), sort_keys=False, allow_unicode=True))
+    runs = _collect(specs, partial)
+    info = {
+        "kind": kind,
+        "name": name,
+        "package_version": __version__,
+        "runs": len(specs),
+        "variants": {v: {"scenario": s.name, "sha256": s.digest()} for v, s in variants.items()},
+        "seeds": sorted({spec.seed for spec in specs}, key=[spec.seed for spec in specs].index),
+        **(meta or {}),
+    }
+    atomic_write_json(partial / "experiment.json", info)
+    if finish is not None:
+        finish(partial, runs)
+    write_manifest(partial, kind=kind, seed=base_seed, scenario_sha256={v: s.digest() for v, s in variants.items()})
+    fsync_dir(partial)
+    os.replace(partial, final)
+    fsync_dir(parent)
     return final, runs
+
+
+def _check_plan(folder: Path, plan: dict[str, Any]) -> None:
+    try:
+        old = json.loads((folder / PLAN).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExperimentError(f"{folder / PLAN} cannot be read ({exc}): the folder is damaged; delete it to start again") from None
+    where = _plan_difference(old, plan)
+    if where is not None:
+        raise ExperimentError(f"{folder} holds a different experiment: it differs at {where}; give another --id to start a new one")
 
 
 def _collect(specs: list[RunSpec], folder: Path) -> pd.DataFrame:
@@ -380,7 +520,7 @@ def _collect(specs: list[RunSpec], folder: Path) -> pd.DataFrame:
     outcome_rows = []
     bands: dict[tuple[str, str], dict[str, Any]] = {}
     param_names = [name for name, _ in specs[0].params] if specs else []
-    with open(folder / "metrics.csv", "w", encoding="utf-8") as combined:
+    with atomic_open(folder / "metrics.csv", "w", encoding="utf-8", newline="") as combined:
         for position, spec in enumerate(specs):
             path = folder / "runs" / f"{spec.run_id}.csv"
             text = path.read_text(encoding="utf-8")
@@ -437,6 +577,7 @@ def replicate(
     seed: int | None = None,
     exp_id: str | None = None,
     progress=None,
+    resume: bool = False,
 ) -> ExperimentResult:
     """``replications`` independent runs of one scenario: intervals on every outcome."""
     if replications < 1:
@@ -446,7 +587,7 @@ def replicate(
     specs = [RunSpec(ids[r], scenario.name, r, seeds[r], scenario) for r in range(replications)]
     with make_executor(jobs, scheduler) as executor:
         folder, runs = run_experiment(
-            "replications", specs, out, scenario.name, executor=executor, exp_id=exp_id, progress=progress,
+            "replications", specs, out, scenario.name, executor=executor, exp_id=exp_id, progress=progress, resume=resume,
             meta={"base_seed": scenario.market.seed if seed is None else seed, "replications": replications},
         )
     return ExperimentResult(folder, "replications", runs, pd.read_csv(folder / "summary.csv"))
@@ -483,6 +624,7 @@ def compare(
     seed: int | None = None,
     exp_id: str | None = None,
     progress=None,
+    resume: bool = False,
 ) -> ExperimentResult:
     """Two or more (label, scenario) variants run with common random numbers: replication r
     uses the same seed in every variant. The first variant is the baseline of the differences."""
@@ -502,11 +644,11 @@ def compare(
     name = "compare-" + "-vs-".join(labels)[:48]
     with make_executor(jobs, scheduler) as executor:
         folder, runs = run_experiment(
-            "compare", specs, out, name, executor=executor, exp_id=exp_id, progress=progress,
+            "compare", specs, out, name, executor=executor, exp_id=exp_id, progress=progress, resume=resume,
             meta={"base_seed": base_seed, "replications": replications, "baseline": labels[0]},
+            finish=lambda folder, runs: _atomic_csv(paired_differences(runs, labels[0]), folder / "differences.csv"),
         )
-    differences = paired_differences(runs, labels[0])
-    _atomic_csv(differences, folder / "differences.csv")
+    differences = pd.read_csv(folder / "differences.csv")
     return ExperimentResult(folder, "compare", runs, pd.read_csv(folder / "summary.csv"), {"differences": differences})
 
 
@@ -532,10 +674,24 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
             whole = float(start).is_integer() and float(stop).is_integer() and np.allclose(values, np.round(values))
             grid[key] = [int(round(v)) if whole else float(round(v, 12)) for v in values]
         else:
-            grid[key] = [yaml.safe_load(v) if v.strip() else None for v in spec.split(",")]
+            grid[key] = [_grid_value(item, key, v) for v in spec.split(",")]
     if not grid:
         raise ExperimentError("a sweep needs at least one --set KEY=... to vary")
     return grid
+
+
+def _grid_value(item: str, key: str, text: str) -> Any:
+    """One listed value of a --set KEY=V1,V2,... (read like a value in a scenario file)."""
+    from sim.loader import ScenarioError, read_value
+
+    if not text.strip():
+        return None
+    try:
+        return read_value(text, f"--set {key}")
+    except ScenarioError as exc:
+        if any("YAML 1.1" in p.message or "not allowed" in p.message for p in exc.problems):
+            raise ExperimentError(f"--set {item!r}: {exc.problems[0].message}") from None
+        return text
 
 
 def _with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
@@ -568,6 +724,7 @@ def sweep(
     seed: int | None = None,
     exp_id: str | None = None,
     progress=None,
+    resume: bool = False,
 ) -> ExperimentResult:
     """Every combination of the ``grid`` values, ``replications`` runs each (the same seeds at
     every point). Reports the best point by ``outcome`` for ``firm`` (default: the focal firm)."""
@@ -590,25 +747,30 @@ def sweep(
         varied = _with_overrides(scenario, dict(zip(keys, values)))
         params = tuple(zip(keys, values))
         specs += [RunSpec(ids[p * replications + r], variant, r, seeds[r], varied, params) for r in range(replications)]
+    def write_best(folder: Path, runs: pd.DataFrame) -> None:
+        summary = pd.read_csv(folder / "summary.csv")
+        own = summary[summary["firm"] == firm]
+        best = own.loc[own[f"{outcome}_mean"].idxmax()]
+        best_point = {
+            "outcome": outcome,
+            "firm": firm,
+            "variant": best["variant"],
+            "parameters": {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in keys},
+            "mean": float(best[f"{outcome}_mean"]),
+            "ci_low": float(best[f"{outcome}_ci_low"]),
+            "ci_high": float(best[f"{outcome}_ci_high"]),
+            "n": int(best["n"]),
+        }
+        atomic_write_text(folder / "best.json", json.dumps(best_point, indent=2))
+
     with make_executor(jobs, scheduler) as executor:
         folder, runs = run_experiment(
-            "sweep", specs, out, f"sweep-{scenario.name}", executor=executor, exp_id=exp_id, progress=progress,
+            "sweep", specs, out, f"sweep-{scenario.name}", executor=executor, exp_id=exp_id, progress=progress, resume=resume,
             meta={"base_seed": base_seed, "replications": replications, "grid": grid, "outcome": outcome, "firm": firm},
+            finish=write_best,
         )
     summary = pd.read_csv(folder / "summary.csv")
-    own = summary[summary["firm"] == firm]
-    best = own.loc[own[f"{outcome}_mean"].idxmax()]
-    best_point = {
-        "outcome": outcome,
-        "firm": firm,
-        "variant": best["variant"],
-        "parameters": {k: best[k].item() if hasattr(best[k], "item") else best[k] for k in keys},
-        "mean": float(best[f"{outcome}_mean"]),
-        "ci_low": float(best[f"{outcome}_ci_low"]),
-        "ci_high": float(best[f"{outcome}_ci_high"]),
-        "n": int(best["n"]),
-    }
-    (folder / "best.json").write_text(json.dumps(best_point, indent=2), encoding="utf-8")
+    best_point = json.loads((folder / "best.json").read_text(encoding="utf-8"))
     return ExperimentResult(folder, "sweep", runs, summary, {"best": pd.DataFrame([best_point])})
 
 
@@ -629,6 +791,7 @@ def retention_effect(
     seed: int | None = None,
     exp_id: str | None = None,
     progress=None,
+    resume: bool = False,
 ) -> ExperimentResult:
     """The 5%-retention-to-profit effect (MODEL.md s.10) for the focal firm.
 
@@ -670,16 +833,18 @@ def retention_effect(
         ]
         return specs, {"baseline_retention_annual": float(np.mean(mean_path[1:]) ** per_year) if len(mean_path) > 1 else 1.0}
 
+    def write_curve(folder: Path, runs: pd.DataFrame) -> None:
+        changes = paired_differences(runs, "g0", (*UPLIFT_OUTCOMES, "retention_rate_run"), relative=False)
+        relative = paired_differences(runs, "g0", UPLIFT_OUTCOMES, relative=True)
+        _atomic_csv(_effect_curve(changes, relative, focal, gains), folder / "retention_effect.csv")
+
     with make_executor(jobs, scheduler) as executor:
         folder, runs = run_experiment(
             "retention-effect", baseline, out, f"retention-{safe_component(scenario.name)}", executor=executor, exp_id=exp_id, progress=progress,
             meta={"base_seed": base_seed, "replications": replications, "focal_firm": focal, "gains": gains, "headline": headline, "published_band": PUBLISHED_BAND},
-            then=second_pass, total=len(ids),
+            then=second_pass, total=len(ids), resume=resume, finish=write_curve,
         )
-    changes = paired_differences(runs, "g0", (*UPLIFT_OUTCOMES, "retention_rate_run"), relative=False)
-    relative = paired_differences(runs, "g0", UPLIFT_OUTCOMES, relative=True)
-    curve = _effect_curve(changes, relative, focal, gains)
-    _atomic_csv(curve, folder / "retention_effect.csv")
+    curve = pd.read_csv(folder / "retention_effect.csv")
     return ExperimentResult(folder, "retention-effect", runs, pd.read_csv(folder / "summary.csv"), {"effect": curve})
 
 

@@ -66,8 +66,10 @@ __all__ = [
     "line_of",
     "load",
     "load_yaml",
+    "load_yaml_bytes",
     "loads",
     "problems_from_validation_error",
+    "read_value",
     "read_yaml",
     "validate",
 ]
@@ -168,6 +170,29 @@ _BOOL = _YAML + "bool"
 _SCALAR_TAGS = {_YAML + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
 # Plain '=' and '<<' outside a key get these tags; SafeLoader cannot construct them.
 _TEXT_TAGS = {_YAML + "value", _MERGE}
+
+
+_INT, _FLOAT = _YAML + "int", _YAML + "float"
+# Plain numbers YAML 1.1 reads differently from what they look like.
+_OCTAL = re.compile(r"^[-+]?0[0-7_]+$")
+_SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
+_EXPONENT_TEXT = re.compile(r"^[-+]?([0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
+def _yaml11_number_surprise(text: str, value: Any) -> str | None:
+    """Why a plain number in the file would silently mean another number, or None.
+
+    YAML 1.1 (PyYAML) reads ``012`` as the octal number 10 and ``1:30`` as the base-60
+    number 90; both are refused rather than silently changed."""
+    if _SEXAGESIMAL.match(text):
+        return (f"YAML 1.1 reads {text} as the base-60 (time-like) number {value:g}; "
+                "write the number you mean, or quote it if you meant text")
+    if _OCTAL.match(text):
+        decimal = int(text.replace("_", ""), 10)
+        if decimal != value:
+            return (f"YAML 1.1 reads {text} as the octal number {value}; write {decimal} "
+                    "without the leading zero, or quote it if you meant text")
+    return None
 
 
 class _TooDeep(yaml.MarkedYAMLError):
@@ -309,7 +334,12 @@ class _Builder:
             return False, None
 
     def _scalar(self, node: ScalarNode, path: KeyPath) -> Any:
-        _, value = self._construct(node, path)
+        ok, value = self._construct(node, path)
+        if ok and node.style is None and node.tag in (_INT, _FLOAT):
+            surprise = _yaml11_number_surprise(node.value, value)
+            if surprise:
+                self.problem(path, surprise, _line(node))
+                return None
         if node.tag == _BOOL and node.value.lower() not in ("true", "false"):
             self.lines.bool_words[path] = node.value
         else:
@@ -432,6 +462,13 @@ def read_yaml(text: str, source: str = STRING_SOURCE) -> tuple[Any, LineMap]:
     return data, builder.lines
 
 
+def read_value(text: str, source: str = STRING_SOURCE) -> Any:
+    """One value written as YAML (a --set on the command line): the same safe reading and
+    the same guards as a scenario file (no tags, no octal or base-60 surprises)."""
+    data, _ = read_yaml(text, source)
+    return data
+
+
 def _require_mapping(data: Any, lines: Mapping[KeyPath, int], source: str) -> None:
     """The document must be a non-empty mapping of settings."""
     if data is None:
@@ -457,12 +494,22 @@ def _read_text(path: Path, source: str) -> str:
         raise fail("cannot read file: permission denied") from None
     except OSError as exc:
         raise fail(f"cannot read file: {exc.strerror or exc}") from None
+    return _decode(raw, source)
+
+
+def _decode(raw: bytes, source: str) -> str:
+    def fail(message: str, line: int | None = None) -> ScenarioError:
+        return ScenarioError([Problem(source, "", message, line)])
+
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         byte = raw[exc.start : exc.start + 1].hex()
-        raise fail(f"file is not valid UTF-8 text (byte 0x{byte}); save it as UTF-8",
+        looks = ""
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+            looks, line = " (it looks like UTF-16 or UTF-32)", 1
+        raise fail(f"file is not valid UTF-8 text (byte 0x{byte}){looks}; save it as UTF-8",
                    line) from None
 
 
@@ -470,6 +517,13 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], LineMap]:
     """Read a UTF-8 YAML file whose top level must be a mapping (see :func:`read_yaml`)."""
     source = str(path)
     data, lines = read_yaml(_read_text(Path(path), source), source)
+    _require_mapping(data, lines, source)
+    return data, lines
+
+
+def load_yaml_bytes(raw: bytes, source: str = STRING_SOURCE) -> tuple[dict[str, Any], LineMap]:
+    """Like :func:`load_yaml` for the bytes of a file (an upload, a test): decoded as UTF-8."""
+    data, lines = read_yaml(_decode(raw, source), source)
     _require_mapping(data, lines, source)
     return data, lines
 
@@ -493,6 +547,9 @@ def _show(value: Any, kind: bool = False) -> str:
         text, what = "nan", "number"
     elif isinstance(value, float) and value in (float("inf"), float("-inf")):
         text, what = ("inf" if value > 0 else "-inf"), "number"
+    elif isinstance(value, int) and abs(value) >= 10**21:
+        digits = str(abs(value))
+        text, what = f"{'-' if value < 0 else ''}{digits[:6]}...({len(digits)} digits)", "number"
     elif isinstance(value, (int, float)):
         text, what = repr(value), "number"
     elif isinstance(value, str):
@@ -760,6 +817,20 @@ def _choice_message(loc: _Located) -> Message:
     return f"expected one of {options}, got {_show(value)}", _close(value, allowed or [])
 
 
+_NAME_LIKE = re.compile(r"^\^\[A-Za-z\]\[A-Za-z0-9_-\]\{0,(\d+)\}\$$")
+
+
+def _pattern_message(loc: _Located) -> Message:
+    pattern = str((loc.error.get("ctx") or {}).get("pattern", ""))
+    name = _NAME_LIKE.match(pattern)
+    if name:
+        expected = (f"a name of at most {int(name.group(1)) + 1} letters, digits, - and _ "
+                    "that starts with a letter")
+    else:
+        expected = f"text matching the pattern {pattern}"
+    return f"expected {expected}, got {_show(loc.error.get('input'))}", None
+
+
 def _validator_message(loc: _Located) -> Message:
     msg = loc.error["msg"]
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, "), None
@@ -792,9 +863,23 @@ def _type_message(loc: _Located) -> Message:
     if loc.type == "string_type" and isinstance(value, (int, float, date)) \
             and not isinstance(value, bool):
         hint = "quote the value to make it text"
+    elif loc.type in ("float_type", "int_type") and isinstance(value, str) and _EXPONENT_TEXT.match(value):
+        hint = (f"YAML 1.1 reads {value} as text, not a number: write it with a dot and a sign, "
+                f"e.g. {_exponent_example(value)}, or as a plain number")
+    elif loc.type in ("float_type", "int_type") and isinstance(value, str) and re.fullmatch(r"[-+]?0[0-9_]*[89][0-9_]*", value):
+        hint = f"YAML 1.1 reads {value} (a leading zero) as text; write {int(value.replace('_', ''))}"
     elif loc.type in ("tuple_type", "set_type", "frozen_set_type") and isinstance(value, list):
         hint = "YAML has no tuples or sets, so a strict schema must accept a list here"
     return f"expected {expected}, got {_show(value, kind=True)}", hint
+
+
+def _exponent_example(text: str) -> str:
+    mantissa, _, exponent = text.lower().partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if exponent[:1] not in "+-":
+        exponent = "+" + exponent
+    return f"{mantissa}e{exponent}"
 
 
 def _generic_message(loc: _Located) -> Message:
@@ -813,6 +898,7 @@ _MESSAGES: dict[str, Callable[[_Located], Message]] = {
     "finite_number": _finite_message,
     "literal_error": _choice_message,
     "enum": _choice_message,
+    "string_pattern_mismatch": _pattern_message,
     "value_error": _validator_message,
     "assertion_error": _validator_message,
     "union_tag_invalid": _tag_message,

@@ -5,19 +5,20 @@
 * ``scenario.yaml`` the resolved scenario (every default filled in);
 * ``metrics.csv`` tidy per-step metrics, one row per step and firm;
 * ``customers.csv`` the final state of every person;
-* ``summary.json`` run metadata (seed, package version, scenario hash, timings) and
-  the per-firm summary shown in the terminal;
-* ``charts/*.png`` drawn from the files above.
+* ``summary.json`` run metadata (id, seed, package version, scenario hash) and the
+  per-firm summary shown in the terminal;
+* ``charts/*.png`` drawn from the files above;
+* ``manifest.json`` versions, platform, time, timings and the sha256 of every other file
+  (see :mod:`sim.manifest`).
 
+Every file but the manifest is byte-identical for the same scenario, seed and version.
 The folder is assembled under a temporary name and renamed into place when every
 file is written, so a failed or interrupted run never leaves a half-written folder.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ import numpy as np
 import yaml
 
 from sim import __version__
+from sim.manifest import atomic_csv, atomic_write_json, atomic_write_text, fsync_dir, write_manifest
 
 SUMMARY_COLUMNS = (
     ("customers", "customers", "{:,.0f}"),
@@ -76,6 +78,8 @@ def safe_component(name: str) -> str:
 def write_run(model, out_root: str | Path, *, rid: str | None = None, charts: bool = True, source: str | None = None, timings: dict | None = None) -> Path:
     """Write the results folder of a finished ``model`` under ``out_root/<scenario>/``; return its path."""
     spec = model.spec
+    if spec.market.seed != model.seed:  # the scenario as run (and as stored): with the seed used
+        spec = spec.model_copy(update={"market": spec.market.model_copy(update={"seed": model.seed})})
     digest = spec.digest()
     rid = safe_component(rid or run_id(model.seed, digest))
     parent = Path(out_root) / safe_component(spec.name)
@@ -83,14 +87,13 @@ def write_run(model, out_root: str | Path, *, rid: str | None = None, charts: bo
     final = parent / rid
     if final.exists():
         raise FileExistsError(f"results folder {final} already exists")
-    staging = Path(tempfile.mkdtemp(prefix=f".{rid}.", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{rid}.", suffix=".partial", dir=parent))
     try:
         resolved = spec.resolved()
-        resolved["market"]["seed"] = model.seed
-        (staging / "scenario.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        atomic_write_text(staging / "scenario.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
         metrics = model.metrics_frame()
-        metrics.to_csv(staging / "metrics.csv", index=False, float_format="%.6g")
-        model.customers_frame().to_csv(staging / "customers.csv", index=False, float_format="%.6g")
+        atomic_csv(metrics, staging / "metrics.csv", float_format="%.6g")
+        atomic_csv(model.customers_frame(), staging / "customers.csv", float_format="%.6g")
         roles = {name: ("focal" if name == spec.focal_firm else "competitor") for name in model.firm_names}
         summary = {
             "scenario": {"name": spec.name, "title": spec.title or spec.name, "description": spec.description, "source": source, "sha256": digest},
@@ -101,19 +104,18 @@ def write_run(model, out_root: str | Path, *, rid: str | None = None, charts: bo
                 "step_days": model.step_days,
                 "population": model.population.size,
                 "package_version": __version__,
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-                **(timings or {}),
             },
             "firms": firm_summary(metrics, roles, model.steps_per_year),
         }
-        (staging / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        atomic_write_json(staging / "summary.json", summary)
         if charts:
             from sim.charts import plot_run
 
             plot_run(staging)
+        write_manifest(staging, kind="run", seed=model.seed, scenario_sha256=digest, timings=timings)
+        fsync_dir(staging)
         os.replace(staging, final)
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
