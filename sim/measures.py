@@ -135,6 +135,12 @@ def tally(firm, tenure, satisfaction, satisfaction_avg, recommend_score, expecta
             out[T_KEPT, f] += 1
 
 
+def year_steps(steps_per_year: float) -> int:
+    """The steps that make up "the last year" of the measures over a year (at least one: with
+    steps longer than a year, the last step)."""
+    return max(1, int(round(steps_per_year)))
+
+
 def compute(
     step: int,
     pop: Population,
@@ -150,7 +156,7 @@ def compute(
     rows recorded for the earlier steps (measures over the last year read it)."""
     n_firms = offers.size
     s = behaviour.satisfaction
-    window = min(step, int(round(steps_per_year)))
+    window = min(step, year_steps(steps_per_year))
     t = np.zeros((TALLY_ROWS, n_firms))
     tally(
         pop.firm, pop.tenure, pop.satisfaction, pop.satisfaction_avg, pop.recommend, pop.expectation, pop.perceived_value,
@@ -232,7 +238,7 @@ def compute(
     out["cumulative_profit"] = profit_rows.sum(axis=0)
     out["npv"] = (profit_rows * ledger.discount[: step + 1, None]).sum(axis=0)
     # contribution per customer-step over the last year of steps (steady through payout steps)
-    first = max(1, step - int(round(steps_per_year)) + 1)
+    first = max(1, step - year_steps(steps_per_year) + 1)
     # customers served in a step: those at its start and the prospects who joined and bought in it
     served = customer_history[first - 1 : step].sum(axis=0) + history["acquired_prospects"][first:step].sum(axis=0) + out["acquired_prospects"]
     contribution = sum(ledger.contribution(t) for t in range(first, step + 1)) if step >= 1 else np.zeros(n_firms)
@@ -255,7 +261,7 @@ def repeat_purchase_rate(kept: np.ndarray, customer_history: np.ndarray, step: i
     ``kept`` counts each firm's customers with a tenure above ``w`` (a customer there at the
     end of step t - w has a tenure of at least w + 1 at the end of step t)."""
     n_firms = customer_history.shape[1]
-    window = min(step, int(round(steps_per_year)))
+    window = min(step, year_steps(steps_per_year))
     if window == 0:
         return np.ones(n_firms)
     then = customer_history[step - window]

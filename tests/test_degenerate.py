@@ -133,10 +133,6 @@ def test_the_lever_extremes_are_really_at_the_bounds():
     assert high["service"]["failure_rate"] == 1.0 and high["rewards"]["enabled"] is True and high["price"]["discount"] == pytest.approx(1 - 1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sim/measures.py compute(): steps longer than two years make round(steps_per_year) == 0, so "
-    "first = step + 1 and recent_retention divides by (step - first + 1) == 0"
-))
 @pytest.mark.parametrize("days", [1000, 3660])
 def test_steps_longer_than_two_years_run(days, tmp_path):
     check_sensible(run_case({"market": {"step_days": days, "steps": 3}}), tmp_path)
