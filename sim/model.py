@@ -126,6 +126,12 @@ class LoyaltyModel(mesa.Model):
         return self.population.customer(i, self.firm_names, self.segment_names, self.offers.tier_names)
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of model state: the population's arrays, the network and the step's scratch arrays."""
+        scratch = self._heard.nbytes + self._choice.nbytes + self._reason.nbytes + self._margin.nbytes
+        return self.population.nbytes + self.network.nbytes + scratch
+
+    @property
     def focal_index(self) -> int:
         return self.firm_names.index(self.spec.focal_firm)
 
