@@ -1,7 +1,7 @@
 """Lessons: the course's stories replayed as experiments, each with a trainer's note and claims.
 
 A lesson is a scenario (or a scenario and a few variants of it) in ``scenarios/lessons/``,
-listed in that folder's ``lessons.yaml`` with a trainer's note (what to show, what to ask
+listed in that folder's ``index.lessons`` (YAML) with a trainer's note (what to show, what to ask
 the class, what the charts should reveal) and the claims the lesson makes. A lesson runs
 through the experiment machinery of :mod:`sim.experiments`: a comparison of its variants
 with common random numbers, or the retention-effect counterfactual. Nothing of the story
@@ -36,7 +36,7 @@ import pandas as pd
 
 from sim.loader import LineMap, Problem, ScenarioError, format_path, line_of, load_yaml
 
-INDEX_NAME = "lessons.yaml"
+INDEX_NAME = "index.lessons"  # YAML; not *.yaml, so that tools taking every *.yaml for a scenario skip it
 KINDS = ("compare", "retention-effect")
 STATS = ("mean", "sum", "last")
 _LESSON_KEYS = {
@@ -334,7 +334,7 @@ def run_lesson(
 
     n = replications or lesson.replications
     variants = lesson_scenarios(lesson, overrides)
-    common = {"out": Path(out) / "lessons", "jobs": jobs, "scheduler": scheduler, "seed": seed, "exp_id": exp_id or None, "progress": progress}
+    common = {"out": Path(out) / "lessons" / lesson.name, "jobs": jobs, "scheduler": scheduler, "seed": seed, "exp_id": exp_id or None, "progress": progress}
     if lesson.kind == "compare":
         experiment = experiments.compare(variants, n, **common)
     else:
