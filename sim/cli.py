@@ -757,6 +757,26 @@ def dashboard(
 
 
 @app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(help="A results folder: of a run, an experiment (compare, sweep, retention effect, replications) or a lesson.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the page here instead of RESULTS_DIR/report.html.")] = None,
+) -> None:
+    """Render a one-page HTML report of a results folder for class: key figures, charts, and a lesson's note and claims.
+
+    The page is self-contained (charts embedded), ready to print or hand out.
+
+    Example: [bold]loyalty-sim report results/starter/20260101-120000-s42-1a2b3c4d[/bold]
+    """
+    from sim.report import ReportError, render_report
+
+    try:
+        written = render_report(folder, output)
+    except ReportError as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {written}")
+
+
+@app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files to check.", show_default=False)]) -> None:
     """Check scenario files without running them; every problem is listed with its key path and line.
 
