@@ -750,6 +750,9 @@ def dashboard(
     app_file = Path(board.__file__).with_name("dashboard_app.py")
     command = [sys.executable, "-m", "solara", "run", str(app_file), "--host", host, "--port", str(port), "--production", "--no-open", "--log-level", "warning"]
     typer.echo(f"dashboard: http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{port}/  ({spec.title or spec.name}; Ctrl+C stops it)")
+    sys.stdout.flush()
+    if os.name == "posix":  # the server takes this process's place, so stopping this command stops the server
+        os.execve(sys.executable, command, env)
     try:
         raise typer.Exit(subprocess.call(command, env=env))
     except KeyboardInterrupt:

@@ -153,6 +153,15 @@ class ClassroomModel(LoyaltyModel):
         self.scenario_name = scenario_name
         self.dashboard_sample = _network_sample(self.network.ties, NETWORK_SAMPLE)
 
+    def step(self) -> None:
+        """One step; past the scenario's last step nothing happens (Mesa's Step button steps
+        by the render interval whether or not the model is still running)."""
+        if self.steps > self.n_steps:  # Mesa counted this step before calling us
+            self.steps = self.n_steps
+            self.running = False
+            return
+        super().step()
+
 
 def _network_sample(ties: np.ndarray, size: int) -> tuple[np.ndarray, list[tuple[int, int]], dict[int, tuple[float, float]]]:
     """A connected sample of the social network: breadth-first from person 0 until ``size``
@@ -366,7 +375,9 @@ def make_page():
             f"member care {firm.community.care if firm.community.enabled else 0:g}, promise {firm.product.promise:g}, "
             f"ecosystem {firm.lock_in.ecosystem_per_year:g} a year."
         )
-        solara.Markdown(text, style={"font-size": "0.85em"}).key("levers-in-force")
+        # plain text, not Markdown: Solara's Markdown loads KaTeX, which solara-assets does not ship
+        with solara.Card(style={"padding": "8px"}):
+            solara.Text(text, style={"font-size": "0.9em"})
 
     name, defaults, population = _start_settings()
     choices = list(scenario_choices())
