@@ -29,7 +29,34 @@ BROWSER_ARGS = [
 ]
 CHARTS = ("satisfaction", "loyalty", "retention", "profit", "network")
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser installed (scripts/install-chromium.sh installs Debian's)")
+needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser installed (scripts/install-chromium.sh installs Debian's)")
+
+
+def test_levers_set_the_focal_firm_and_switch_programmes():
+    from sim.api import load_scenario
+    from sim.dashboard import ClassroomModel, lever_defaults
+
+    starter = load_scenario("scenarios/starter.yaml")
+    defaults = lever_defaults(starter)
+    assert defaults["price"] == starter.firms["focal"].price.list
+    assert defaults["points_rate"] == starter.firms["focal"].rewards.points_rate > 0
+    model = ClassroomModel("starter", price=12.5, points_rate=0.0, community=0.9, switching_cost=30, population=600)
+    focal = model.config.firms["focal"]
+    assert focal.price.list == 12.5 and not focal.rewards.enabled
+    assert focal.community.enabled and focal.community.care == 0.9 and focal.lock_in.ecosystem_per_year == 30
+    assert model.population.size == 600
+    for _ in range(model.n_steps + 3):  # the dashboard's Step may go past the end: nothing happens there
+        model.step()
+    assert model.steps == model.n_steps and not model.running
+    assert len(model.metrics_frame()) == (model.n_steps + 1) * len(model.firm_names)
+
+
+def test_lessons_can_be_picked():
+    from sim.dashboard import scenario_choices
+
+    choices = scenario_choices()
+    assert "starter" in choices and "lesson: rewards_end" in choices
+    assert all(path.is_file() for path in choices.values())
 
 
 def _free_port() -> int:
@@ -81,6 +108,7 @@ def _levers_text(page) -> str:
     return page.get_by_text(re.compile(r"Focal firm \w+: price")).first.inner_text()
 
 
+@needs_browser
 def test_dashboard_slider_step_and_charts(dashboard, tmp_path: Path):
     from playwright.sync_api import expect, sync_playwright
 
