@@ -407,11 +407,6 @@ def check_claim(claim: Claim, metrics: pd.DataFrame, runs: pd.DataFrame, focal: 
     return ClaimResult(claim, mean, ci_low, ci_high, int(values.size))
 
 
-def list_lines(lessons: Mapping[str, Lesson]) -> list[tuple[str, str, str]]:
-    """(name, sections, title) of every lesson, for ``loyalty-sim lesson --list``."""
-    return [(name, lesson.sections, lesson.title) for name, lesson in lessons.items()]
-
-
 def claim_line(result: ClaimResult) -> str:
     mark = "holds" if result.holds else "NOT SHOWN"
     return f"[{mark}] {result.claim.says}: difference {_fmt(result.difference)} [{_fmt(result.ci_low)}, {_fmt(result.ci_high)}], n = {result.n}"
@@ -431,7 +426,6 @@ __all__ = [
     "claim_line",
     "default_folder",
     "lesson_scenarios",
-    "list_lines",
     "load_lessons",
     "run_lesson",
 ]

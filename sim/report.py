@@ -126,7 +126,7 @@ def _experiment_sections(folder: Path) -> tuple[str, list[str], Path]:
     n = int(summary["n"].iloc[0]) if len(summary) else 0
     focal = _focal_firm(folder, info)
     title = lesson["title"] if lesson else f"{kind.replace('-', ' ').capitalize()}: {info.get('name', folder.name)}"
-    command = _lesson_command(lesson, info) if lesson else _experiment_command(kind, info)
+    command = _lesson_command(lesson, info) if lesson else _experiment_command(kind, info, folder)
     sections = [
         f'<p class="meta">{_e(kind)} of {len(info.get("variants", {}))} variant(s), n = {n} runs each, base seed {info.get("base_seed")}; '
         f"{_e(str(info.get('created_utc', '')))}. Command: <code>{_e(command)}</code>. "
@@ -185,15 +185,22 @@ def _lesson_command(lesson: dict[str, Any], info: dict[str, Any]) -> str:
     return f"loyalty-sim lesson {lesson['lesson']} -n {info.get('replications', 'N')} --seed {info.get('base_seed')}{sets}"
 
 
-def _experiment_command(kind: str, info: dict[str, Any]) -> str:
-    n = info.get("replications", "N")
+def _experiment_command(kind: str, info: dict[str, Any], folder: Path) -> str:
+    """The command that repeats the experiment from the resolved scenarios kept in its folder."""
+    from sim.results import safe_component
+
+    n, seed = info.get("replications", "N"), info.get("base_seed")
+    files = [str(folder / "scenarios" / f"{safe_component(v)}.yaml") for v in info.get("variants", {})]
     if kind == "retention-effect":
-        return f"loyalty-sim retention-effect SCENARIO -n {n}"
+        gains = ",".join(f"{g:g}" for g in info.get("gains", []))
+        return f"loyalty-sim retention-effect {files[0] if files else 'SCENARIO'} -n {n} --seed {seed} --gain {info.get('headline', 5):g} --curve {gains}"
     if kind == "compare":
-        return f"loyalty-sim compare {' '.join(f'{v}.yaml' for v in info.get('variants', {}))} -n {n}"
+        return f"loyalty-sim compare {' '.join(files)} -n {n} --seed {seed}"
     if kind == "sweep":
-        return f"loyalty-sim sweep SCENARIO --set KEY=... -n {n}"
-    return f"loyalty-sim run SCENARIO --replications {n}"
+        grid = " ".join(f"--set {k}={','.join(map(str, v))}" for k, v in info.get("grid", {}).items())
+        base = files[0] if files else "SCENARIO"
+        return f"loyalty-sim sweep {base} {grid} -n {n} --seed {seed} --outcome {info.get('outcome', 'npv')} (from the first point's scenario; the swept keys are set at every point)"
+    return f"loyalty-sim run {files[0] if files else 'SCENARIO'} --replications {n} --seed {seed}"
 
 
 def _focal_firm(folder: Path, info: dict[str, Any]) -> str | None:
