@@ -691,6 +691,162 @@ def _print_retention_effect(result, scenario, gain: float) -> None:
 
 
 @app.command()
+def lesson(
+    name: Annotated[Optional[str], typer.Argument(help="The lesson to run (see --list).", show_default=False)] = None,
+    list_: Annotated[bool, typer.Option("--list", "-l", help="List the lessons and exit.")] = False,
+    replications: Annotated[Optional[int], typer.Option("--replications", "-n", min=2, help="Runs of each variant (default: the lesson's own).")] = None,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    jobs: JobsOpt = 0,
+    scheduler: SchedulerOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder under which the lesson's results (<out>/lessons/<lesson>/...) are written.")] = Path("results"),
+    exp_id: IdOpt = None,
+    lessons_dir: Annotated[Optional[Path], typer.Option("--lessons", help="Folder holding index.lessons (default: the shipped scenarios/lessons).")] = None,
+    charts: ChartsOpt = True,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a lesson of the teaching kit: its scenarios, charts, the trainer's note and the lesson's claims checked.
+
+    Example: [bold]loyalty-sim lesson --list[/bold]
+
+    Example: [bold]loyalty-sim lesson expectations -n 20[/bold]
+    """
+    from sim.lessons import claim_line, load_lessons, run_lesson
+    from sim.loader import ScenarioError
+
+    try:
+        lessons = load_lessons(lessons_dir)
+    except ScenarioError as exc:
+        _fail_problems(exc)
+    if list_ or name is None:
+        console = _console()
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for header in ("lesson", "course", "what it shows"):
+            table.add_column(header)
+        for key, chosen in lessons.items():
+            table.add_row(key, chosen.sections, chosen.title)
+        console.print(table)
+        if name is None and not list_:
+            console.print("run one with: loyalty-sim lesson NAME")
+        return
+    if name not in lessons:
+        import difflib
+
+        hint = difflib.get_close_matches(name, list(lessons), n=1)
+        _fail(f"unknown lesson {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "") + "; loyalty-sim lesson --list lists them")
+    chosen = lessons[name]
+    from sim.experiments import ExperimentError
+
+    n_jobs = jobs if jobs > 0 else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        with _progress(quiet) as progress:
+            result = run_lesson(
+                chosen, replications=replications, overrides=_parse_sets(set_), out=out, jobs=n_jobs, scheduler=scheduler,
+                seed=seed, exp_id=exp_id, progress=progress, charts=charts,
+            )
+    except ScenarioError as exc:
+        _fail_problems(exc)
+    except FileExistsError as exc:
+        _fail(f"{exc}; choose another --id")
+    except (ExperimentError, KeyError) as exc:
+        _fail(str(exc.args[0] if isinstance(exc, KeyError) else exc))
+    if quiet:
+        typer.echo(str(result.folder))
+        return
+    typer.echo(f"{chosen.title}  ({chosen.sections})")
+    typer.echo(chosen.note())
+    typer.echo("Claims (paired differences, 95% intervals):")
+    for claim in result.claims:
+        typer.echo(f"  {claim_line(claim)}")
+    charts_dir = result.folder / "charts"
+    if charts and charts_dir.is_dir():
+        typer.echo("charts: " + ", ".join(sorted(p.name for p in charts_dir.glob("*.png"))))
+    typer.echo(f"results: {result.folder}")
+
+
+@app.command()
+def dashboard(
+    scenario: Annotated[Optional[Path], typer.Argument(help="Scenario to start with (default: scenarios/starter.yaml).", show_default=False)] = None,
+    lesson_name: Annotated[Optional[str], typer.Option("--lesson", help="Start with this lesson's scenario instead (see loyalty-sim lesson --list).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; 127.0.0.1 keeps the dashboard on this computer, 0.0.0.0 opens it to the room's network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8765,
+    population: Annotated[Optional[int], typer.Option("--population", min=100, help="People in the market (default: the scenario's, at most 5,000, so steps stay quick).")] = None,
+) -> None:
+    """Start the classroom dashboard (Mesa SolaraViz) in the browser: levers as sliders, live charts, the social network.
+
+    Needs the dashboard extra: pip install 'loyalty-sim[dashboard]'. Open the printed address in a browser; stop with Ctrl+C.
+
+    Example: [bold]loyalty-sim dashboard --lesson rewards_end[/bold]
+
+    Example: [bold]loyalty-sim dashboard scenarios/service_led.yaml --host 0.0.0.0 --port 8080[/bold]
+    """
+    import importlib.util
+    import subprocess
+
+    missing = [m for m in ("solara", "mesa.visualization", "solara_assets") if importlib.util.find_spec(m.split(".")[0]) is None]
+    if missing:
+        _fail(f"the dashboard needs the dashboard extra ({', '.join(missing)} not installed): pip install 'loyalty-sim[dashboard]'")
+    if scenario is not None and lesson_name is not None:
+        _fail("give a scenario file or --lesson NAME, not both")
+    if lesson_name is not None:
+        from sim.lessons import load_lessons
+        from sim.loader import ScenarioError
+
+        try:
+            lessons = load_lessons()
+        except ScenarioError as exc:
+            _fail_problems(exc)
+        if lesson_name not in lessons:
+            _fail(f"unknown lesson {lesson_name!r}; loyalty-sim lesson --list lists them")
+        scenario = lessons[lesson_name].scenario
+    if scenario is None:
+        from sim.dashboard import scenario_choices
+
+        scenario = scenario_choices().get("starter", Path("scenarios/starter.yaml"))
+    spec = _load(scenario)  # a broken file is reported here, before the server starts
+    from sim import dashboard as board
+
+    env = {
+        **os.environ,
+        board.ENV_SCENARIO: str(Path(scenario).resolve()),
+        board.ENV_POPULATION: str(population or min(spec.market.population, 5000)),
+        **board.SERVER_ENV,
+    }
+    app_file = Path(board.__file__).with_name("dashboard_app.py")
+    command = [sys.executable, "-m", "solara", "run", str(app_file), "--host", host, "--port", str(port), "--production", "--no-open", "--log-level", "warning"]
+    typer.echo(f"dashboard: http://{'localhost' if host in ('127.0.0.1', 'localhost') else host}:{port}/  ({spec.title or spec.name}; Ctrl+C stops it)")
+    sys.stdout.flush()
+    if os.name == "posix":  # the server takes this process's place, so stopping this command stops the server
+        os.execve(sys.executable, command, env)
+    try:
+        raise typer.Exit(subprocess.call(command, env=env))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+@app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(help="A results folder: of a run, an experiment (compare, sweep, retention effect, replications) or a lesson.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the page here instead of RESULTS_DIR/report.html.")] = None,
+) -> None:
+    """Render a one-page HTML report of a results folder for class: key figures, charts, and a lesson's note and claims.
+
+    The page is self-contained (charts embedded), ready to print or hand out.
+
+    Example: [bold]loyalty-sim report results/starter/20260101-120000-s42-1a2b3c4d[/bold]
+    """
+    from sim.report import ReportError, render_report
+
+    try:
+        written = render_report(folder, output)
+    except ReportError as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {written}")
+
+
+@app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files to check.", show_default=False)]) -> None:
     """Check scenario files without running them; every problem is listed with its key path and line.
 
