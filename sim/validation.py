@@ -76,6 +76,9 @@ class Check:
     details: dict[str, Any] = field(default_factory=dict)
     series: dict[str, list[float]] = field(default_factory=dict)  # what the chart draws
 
+    def __post_init__(self) -> None:
+        self.passed = bool(self.passed)  # a NumPy boolean would be written as a number
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -818,6 +821,7 @@ def run_suite(out, *, quick: bool = False, only: list[str] | None = None, progre
     suite = QUICK if quick else {**CLOSED_FORMS, **FACTS}
     checks: list[Check] = []
     seconds: dict[str, float] = {}
+    charted: set[str] = set()
     for name, fn in suite.items():
         if only and name not in only:
             continue
@@ -825,7 +829,8 @@ def run_suite(out, *, quick: bool = False, only: list[str] | None = None, progre
         check = fn()
         seconds[name] = time.perf_counter() - start
         checks.append(check)
-        plot_check(check, out / "charts" / f"{check.name}.png")
+        if plot_check(check, out / "charts" / f"{check.name}.png"):
+            charted.add(check.name)
         if progress is not None:
             progress(name, check)
     lines = [
@@ -841,7 +846,8 @@ def run_suite(out, *, quick: bool = False, only: list[str] | None = None, progre
         lines.append(f"| {c.name} | {cell(c.claim)} | {_fmt(c.expected)} | {_fmt(c.simulated)} | {_fmt(c.error)} | {'pass' if c.passed else 'FAIL'} | {cell(c.rule)} |")
     lines += ["", "## Details", ""]
     for c in checks:
-        lines += [f"### {c.name}", "", f"![{c.name}](charts/{c.name}.png)", "", "```", json.dumps(c.details, indent=1, default=float), "```", ""]
+        chart = [f"![{c.name}](charts/{c.name}.png)", ""] if c.name in charted else []
+        lines += [f"### {c.name}", "", *chart, "```", json.dumps(c.details, indent=1, default=float), "```", ""]
     report = {"quick": quick, "passed": all(c.passed for c in checks), "seconds": seconds,
               "checks": [{k: v for k, v in c.as_dict().items() if k != "series"} for c in checks]}
     for target, text in ((out / "report.md", "\n".join(lines) + "\n"), (out / "report.json", json.dumps(report, indent=1, default=float))):
