@@ -99,6 +99,19 @@ def atomic_csv(frame, path: str | Path, float_format: str = "%.10g") -> Path:
     return Path(path)
 
 
+def atomic_table_csv(frame, path: str | Path) -> Path:
+    """A large pandas frame as CSV, written atomically by Arrow's writer (compiled, about ten
+    times faster than pandas' at a million rows): numbers at the shortest precision that reads
+    back to the same value, text quoted only where needed."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with atomic_open(path, "wb") as fh:
+        pa_csv.write_csv(table, fh, write_options=pa_csv.WriteOptions(quoting_style="needed"))
+    return Path(path)
+
+
 def fsync_dir(path: str | Path) -> None:
     """Make a rename inside ``path`` durable (best effort: not every system allows it)."""
     if not FSYNC:
