@@ -705,8 +705,8 @@ def own_values(pop, off, ctx, par, idx):
 
 
 @jit
-def tiers(spend_table, firm, annual_spend):
-    """Tier of customers of ``firm`` with this annual spend."""
+def brackets(spend_table, firm, annual_spend):
+    """:func:`bracket` (tier or volume bracket) of each customer of ``firm`` with this annual spend."""
     out = np.empty(firm.size, dtype=np.int8)
     for k in range(firm.size):
         out[k] = bracket(spend_table, firm[k], annual_spend[k])

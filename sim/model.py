@@ -254,7 +254,7 @@ class LoyaltyModel(mesa.Model):
         o = self.offers
         spend = pop.purchases_per_year[idx] * pop.basket[idx] * o.price[firm]
         pop.annual_spend[idx] = spend * -np.expm1(-years)
-        pop.tier[idx] = engine.tiers(o.tier_spend, firm, pop.annual_spend[idx].astype(np.float64))
+        pop.tier[idx] = engine.brackets(o.tier_spend, firm, pop.annual_spend[idx].astype(np.float64))
         pop.points[idx] = np.where(o.rewards_active[firm], rng.random(idx.size) * o.redemption_threshold[firm], 0.0)
         pop.stamps[idx] = np.where(o.punch_stamps[firm] > 0, np.floor(rng.random(idx.size) * o.punch_stamps[firm]), 0.0)
         joined = -np.expm1(-o.join_per_year[firm] * pop.community_propensity[idx] * years)

@@ -91,14 +91,6 @@ class Offers:
         """The numeric arrays as one tuple, the form the compiled step kernels take."""
         return OfferArrays(*(getattr(self, name) for name in OfferArrays._fields))
 
-    def tier_of(self, firm: np.ndarray, annual_spend: np.ndarray) -> np.ndarray:
-        """Tier index (0 = no tier) of customers of ``firm`` with this annual spend."""
-        return (annual_spend[:, None] >= self.tier_spend[firm]).sum(axis=1) - 1
-
-    def volume_bracket(self, firm: np.ndarray, annual_spend: np.ndarray) -> np.ndarray:
-        """Volume-discount bracket index (0 = none) of customers of ``firm``."""
-        return (annual_spend[:, None] >= self.volume_spend[firm]).sum(axis=1) - 1
-
     @property
     def entry_reward_rate(self) -> np.ndarray:
         """Reward value per unit of spend a new customer can expect from each firm (fraction of spend):
@@ -106,10 +98,12 @@ class Offers:
         volume discounts open to a customer with no spend history."""
         points = self.points_rate * self.customer_point_value
         punch = np.where(self.punch_stamps > 0, 1.0 / (self.punch_stamps + 1.0), 0.0)
+        from sim.engine import brackets
+
         firms = np.arange(self.size)
         zero = np.zeros(self.size)
-        tier = self.tier_discount[firms, self.tier_of(firms, zero)]
-        volume = self.volume_discount[firms, self.volume_bracket(firms, zero)]
+        tier = self.tier_discount[firms, brackets(self.tier_spend, firms, zero)]
+        volume = self.volume_discount[firms, brackets(self.volume_spend, firms, zero)]
         return points + punch + tier + volume
 
 
