@@ -40,6 +40,7 @@ from sim.rules import (
     recommend,
     satisfaction,
     search_chance,
+    squash,
     tenure_value,
     trust_next,
     uniform,
@@ -54,7 +55,7 @@ inline = numba.njit(nogil=True, inline="always", error_model="numpy", fastmath={
 
 # draw slots (see sim.rules.uniform): each decision of a customer in a step has its own
 S_ENTER, S_CHOOSE, S_REACH = 0, 1, 100  # acquisition (S_REACH + 2 f, + 2 f + 1: firm f's marketing)
-S_STOCK, S_FAILURE, S_RECOVERY, S_NOISE, S_JOIN = 10, 11, 12, 13, 15  # purchases (noise uses 13 and 14)
+S_STOCK, S_FAILURE, S_RECOVERY, S_NOISE, S_JOIN = 10, 11, 12, 13, 15  # purchases
 S_EXIT, S_SEARCH, S_SWITCH = 20, 21, 22  # stay-or-switch
 S_TALKS, S_LISTENER = 1_000, 1_000_000  # word of mouth: conversations, and whom each is with
 
@@ -177,6 +178,7 @@ class Context(NamedTuple):
     exit_chance: np.ndarray  # (S,) chance of leaving the category in a step
     curve_x: np.ndarray  # search curve: satisfaction points
     curve_p: np.ndarray  # and yearly search probabilities
+    discount: np.ndarray  # (T,) discount factor of a margin earned after t steps of tenure, exp(-t log(1 + rate per step))
 
 
 # --------------------------------------------------------------------------- small rules of the engine
@@ -191,10 +193,9 @@ class Context(NamedTuple):
 def bracket(spend_table, f, annual_spend):
     """Index of the highest row of ``spend_table[f]`` (tier or volume bracket; 0 = none)
     whose minimum annual spend ``annual_spend`` reaches."""
-    k = 0
-    for j in range(1, spend_table.shape[1]):
-        if annual_spend >= spend_table[f, j]:
-            k = j
+    k, top = 0, spend_table.shape[1] - 1
+    while k < top and annual_spend >= spend_table[f, k + 1]:  # rows ascend (+inf padding)
+        k += 1
     return k
 
 
@@ -311,7 +312,7 @@ def acquire(pop, off, ctx, par, key, choice, acquired):
                         off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
                     )
                     + ctx.promise_term[f] + pop.reward_sensitivity[i] * ctx.entry_rate[f]
-                    + par.word_of_mouth_weight * math.tanh(pop.buzz[i, f]) + (off.awareness_bonus[f] if aware[f] else 0.0)
+                    + par.word_of_mouth_weight * squash(pop.buzz[i, f]) + (off.awareness_bonus[f] if aware[f] else 0.0)
                 )
             else:
                 utility[f] = NEG_INF
@@ -336,7 +337,7 @@ def start(pop, off, ctx, par, choice):
         f = choice[i]
         if f < 0 or f >= n_firms:
             continue
-        heard = math.tanh(pop.buzz[i, f]) * par.word_of_mouth_effect
+        heard = squash(pop.buzz[i, f]) * par.word_of_mouth_effect
         expectation = pop.expectation_level[i] * ctx.promised[f] * math.exp(heard)
         pop.firm[i] = f
         pop.tenure[i] = 0
@@ -445,7 +446,9 @@ def consume(pop, off, ctx, par, key, money, margin):
         money[M_REWARDS, f] += reward_cost
         if member:
             money[M_MEMBERS, f] += 1.0
-        margin[i] = (gross - goods - service - reward_cost) * math.exp(-pop.tenure[i] * par.log_discount)
+        tenure = pop.tenure[i]
+        discount = ctx.discount[tenure] if tenure < ctx.discount.size else math.exp(-tenure * par.log_discount)
+        margin[i] = (gross - goods - service - reward_cost) * discount
 
 
 @jit
@@ -465,6 +468,10 @@ def word_of_mouth(pop, off, par, key, ties, heard, positive, negative):
     for i in range(n):
         for f in range(n_firms):
             pop.buzz[i, f] *= decay
+    # exp(-rate) of the Poisson counts, per firm: a promoter who is not a club member, one who
+    # is, and a detractor
+    limit_plain, limit_member = np.exp(-par.positive_reach * np.ones(n_firms)), np.exp(-par.positive_reach * (1.0 + off.word_of_mouth_boost))
+    limit_negative = math.exp(-par.negative_reach)
     for i in range(n):
         f = pop.firm[i]
         if f < 0:
@@ -472,14 +479,17 @@ def word_of_mouth(pop, off, par, key, ties, heard, positive, negative):
         score = recommend(pop.satisfaction_avg[i], pop.trust[i], pop.attachment[i], par.nps_satisfaction, par.nps_trust, par.nps_attachment, par.nps_offset)
         pop.recommend[i] = score
         if score >= 9:
-            rate, sign = par.positive_reach * (1.0 + off.word_of_mouth_boost[f] * pop.member[i]), 1.0
+            if pop.member[i]:
+                rate, limit, sign = par.positive_reach * (1.0 + off.word_of_mouth_boost[f]), limit_member[f], 1.0
+            else:
+                rate, limit, sign = par.positive_reach, limit_plain[f], 1.0
         elif score <= 6:
-            rate, sign = par.negative_reach, -1.0
+            rate, limit, sign = par.negative_reach, limit_negative, -1.0
         else:
             continue
         if degree == 0:
             continue
-        talks = poisson(rate, key, i, S_TALKS)
+        talks = poisson(rate, key, i, S_TALKS, limit)
         for k in range(talks):
             j = ties[i, min(int(uniform(key, i, S_LISTENER + k) * degree), degree - 1)]
             pop.buzz[j, f] += sign
@@ -491,7 +501,7 @@ def word_of_mouth(pop, off, par, key, ties, heard, positive, negative):
             negative[f] += talks
     for i in range(n):
         if heard[i] != 0:
-            pop.expectation[i] *= math.exp(par.word_of_mouth_effect * math.tanh(heard[i]))
+            pop.expectation[i] *= math.exp(par.word_of_mouth_effect * squash(heard[i]))
             heard[i] = 0
 
 
@@ -566,7 +576,7 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
                         off.log_quality[g], off.log_service[g], off.log_price[g], ctx.segment_terms[seg, g],
                     )
                     + ctx.promise_term[g] + reward_sensitivity * ctx.entry_rate[g]
-                    + par.word_of_mouth_weight * math.tanh(pop.buzz[i, g]) - switching
+                    + par.word_of_mouth_weight * squash(pop.buzz[i, g]) - switching
                 )
             else:
                 utility[g] = NEG_INF
@@ -580,7 +590,7 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
         stay = (
             own + pop.experience[i] + reward_sensitivity * own_rate
             + par.trust_weight * pop.trust[i] + par.attachment_weight * pop.attachment[i]
-            + par.word_of_mouth_weight * math.tanh(pop.buzz[i, f])
+            + par.word_of_mouth_weight * squash(pop.buzz[i, f])
         )
         utility[f] = stay if off.active[f] else NEG_INF
         logit(utility, par.outside_value - switching, par.scale, probabilities)
@@ -640,7 +650,7 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
         pop.held_by[i] = held
         pop.switching_cost[i] = switching
         stay_step = (1.0 - exit_p) * (1.0 - search_p * (1.0 - probabilities[f]))
-        pop.repurchase[i] = stay_step**par.steps_per_year
+        pop.repurchase[i] = np.float32(stay_step) ** np.float32(par.steps_per_year)  # stored in single precision: powf
 
 
 @jit

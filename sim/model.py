@@ -210,6 +210,7 @@ class LoyaltyModel(mesa.Model):
             exit_chance=rules.per_step(self._segment_exit, self.rates.step_years),
             curve_x=curve_x,
             curve_p=curve_p,
+            discount=np.exp(-np.arange(2 * self.n_steps + 2) * self._par.log_discount),
         )
         self._set_typical_values()
 

@@ -1,7 +1,9 @@
 """The social network word of mouth travels over, as a sparse adjacency list.
 
 Construction (a Watts-Strogatz small world with homophily): people are laid on a
-ring ordered by segment (random order within a segment); each person's ties are the
+ring ordered by segment (in the order people are numbered within a segment: people of
+a segment are alike in distribution, so this order is as good as a random one, and
+people close on the ring lie close together in memory); each person's ties are the
 people at ring offsets +1, -1, +2, -2, ... up to ``degree = round(mean_degree)``
 ties, and each tie is rewired with probability ``rewiring`` to a person drawn at
 random. Most ties therefore link people of the same segment and the rewired ones
@@ -52,8 +54,7 @@ def build_network(segment: np.ndarray, mean_degree: float, rewiring: float, rng:
     degree = min(int(round(mean_degree)), max(n - 1, 0))
     if degree == 0:
         return SocialNetwork(np.zeros((n, 0), dtype=np.int32))
-    shuffled = rng.permutation(n).astype(np.int32)
-    ring = shuffled[np.argsort(segment[shuffled], kind="stable")]  # ring position -> person, by segment
+    ring = np.argsort(segment, kind="stable").astype(np.int32)  # ring position -> person, by segment
     position = np.empty(n, dtype=np.int32)
     position[ring] = np.arange(n, dtype=np.int32)
     around = position[:, None] + ring_offsets(degree).astype(np.int32)

@@ -204,8 +204,10 @@ def create_population(scenario: Scenario, rng: np.random.Generator) -> Populatio
     n = scenario.market.population
     n_firms = len(scenario.firms)
     counts = segment_counts([s.share for s in scenario.segments], n)
+    # people are numbered segment by segment: people of a segment are alike in distribution, so
+    # the numbering carries no information, and the social network's ring (laid out in this
+    # order, see sim.network) links people whose state lies close together in memory
     segment = np.repeat(np.arange(len(counts), dtype=np.uint8), counts)
-    rng.shuffle(segment)
     traits: dict[str, np.ndarray] = {attr: np.empty(n, dtype=F32) for _, attr in TRAITS}
     for s, seg in enumerate(scenario.segments):
         members = np.flatnonzero(segment == s)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import pytest
+from conftest import make_scenario
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -11,8 +14,6 @@ from hypothesis.extra.numpy import arrays
 from sim import rules
 from sim.offers import build_offers
 from sim.scenario import Behaviour
-
-from conftest import make_scenario
 
 BEHAVIOUR = Behaviour()
 MONTH = rules.StepRates.of(BEHAVIOUR, 30.0, 0.10)
@@ -282,6 +283,24 @@ def test_normal_draws_have_mean_zero_and_unit_variance():
     z = _normals(rules.stream_key(3, 1), 100_000)
     assert abs(z.mean()) < 0.015 and z.std() == pytest.approx(1.0, abs=0.015)
     assert np.mean(np.abs(z) > 1.96) == pytest.approx(0.05, abs=0.004)
+
+
+def test_normal_draws_are_the_inverse_distribution_function_of_their_uniform():
+    key = rules.stream_key(3, 2)
+    u = rules.uniforms(key, 20_000, 1)[:, 0] + 0.5 / 2**53
+    z = _normals(key, 20_000)
+    expected = np.array([statistics.NormalDist().inv_cdf(p) for p in u])
+    np.testing.assert_allclose(z, expected, rtol=1e-14, atol=1e-14)
+    # every branch of the algorithm, the far tails included
+    tails = np.array([1e-300, 1e-20, 1e-9, 0.01, 0.074, 0.075, 0.5, 0.925, 0.99, 1 - 1e-12])
+    assert all(
+        _normal_at(p) == pytest.approx(statistics.NormalDist().inv_cdf(p), rel=1e-14, abs=1e-14) for p in tails
+    )
+
+
+def _normal_at(p):
+    """The quantile :func:`rules.normal` applies to its uniform, at a chosen probability."""
+    return float(rules.normal_quantile(p))
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.3, 1.0, 1.7, 12.0, 45.0])
