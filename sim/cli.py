@@ -910,7 +910,7 @@ def calibrate(
 @app.command("validate-model")
 def validate_model(
     out: Annotated[Path, typer.Option("--out", help="Folder for report.md, report.json and charts/.")] = Path("results/validation"),
-    quick: Annotated[bool, typer.Option("--quick", help="Smaller markets and fewer replications (about 15 s).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Smaller markets and fewer replications (about 8 s).")] = False,
     only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this check (repeatable), e.g. --only bass.")] = None,
 ) -> None:
     """Run the validation suite: closed-form verification (CLV, cohort survival, Bass diffusion) and the stylised facts; write a report with charts.
