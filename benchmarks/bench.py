@@ -79,46 +79,58 @@ def timed_method(cls: type, name: str, clock: dict) -> None:
     setattr(cls, name, timed)
 
 
-def engine_child(size: int, steps: int, seed: int) -> dict:
-    from sim.api import load_scenario
-    from sim.model import LoyaltyModel
-    from sim.results import write_run
+def timed_run(model_class: type, measures: str, size: int, steps: int, seed: int, warm_population: int):
+    """Load, build and run the reference market with ``model_class``, the method ``measures``
+    (the measures of a step) timed; returns the model and the figures so far.
 
-    # load the compiled kernels (from the on-disk cache, or compiling them on a first run)
-    # before any clock starts: a one-off cost per process, reported on its own
+    A small market is run first, so the compiled code (the engine's kernels, and the package's
+    helpers the baseline uses to build its firms' offers) is loaded, from the on-disk cache or
+    compiled on a first run, before any clock starts: a one-off cost per process, reported on
+    its own."""
+    from sim.api import load_scenario
+
     warm = time.perf_counter()
-    LoyaltyModel(load_scenario(SCENARIO, {"market.population": 200, "market.steps": 2})).run()
+    model_class(load_scenario(SCENARIO, {"market.population": warm_population, "market.steps": 2})).run()
     warmup_s = time.perf_counter() - warm
     rss_start = peak_rss_bytes()
     clock = {"seconds": 0.0, "calls": 0}
-    timed_method(LoyaltyModel, "_record", clock)
+    timed_method(model_class, measures, clock)
     start = time.perf_counter()
     scenario = load_scenario(SCENARIO, {"market.population": size, "market.steps": steps, "market.seed": seed})
     loaded = time.perf_counter()
-    model = LoyaltyModel(scenario)
+    model = model_class(scenario)
     built = time.perf_counter()
     clock.update(seconds=0.0, calls=0)  # count the measures of the steps only
     model.run()
     ran = time.perf_counter()
-    measures_s = clock["seconds"]
-    rss_run = peak_rss_bytes()
-    state = model.nbytes
-    with tempfile.TemporaryDirectory() as tmp:
-        write_start = time.perf_counter()
-        write_run(model, tmp, charts=False)
-        written = time.perf_counter()
-    return {
+    return model, {
         "warmup_s": warmup_s,
+        "start": start,
         "load_s": loaded - start,
         "build_s": built - loaded,
         "run_s": ran - built,
         "steps_run": steps,
-        "measures_s": measures_s,
+        "measures_s": clock["seconds"],
+        "rss_start": rss_start,
+        "rss_peak_run": peak_rss_bytes(),
+    }
+
+
+def engine_child(size: int, steps: int, seed: int) -> dict:
+    from sim.model import LoyaltyModel
+    from sim.results import write_run
+
+    model, figures = timed_run(LoyaltyModel, "_record", size, steps, seed, warm_population=200)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_start = time.perf_counter()
+        write_run(model, tmp, charts=False)
+        written = time.perf_counter()
+    start = figures.pop("start")
+    return {
+        **figures,
         "write_s": written - write_start,
         "end_to_end_s": written - start,
-        "state_bytes": state,
-        "rss_start": rss_start,
-        "rss_peak_run": rss_run,
+        "state_bytes": model.nbytes,
         "rss_peak": peak_rss_bytes(),
     }
 
@@ -155,41 +167,16 @@ def baseline_child(size: int, steps_run: int, seed: int) -> dict:
     sys.path.insert(0, str(HERE))
     from mesa_baseline import BaselineModel, Customer
 
-    from sim.api import load_scenario
-
-    # the baseline builds its firms' offers with the package's compiled helpers: load them
-    # (and the compiler's runtime) before any clock starts, as the engine's child does
-    warm = time.perf_counter()
-    BaselineModel(load_scenario(SCENARIO, {"market.population": 50, "market.steps": 1})).run()
-    warmup_s = time.perf_counter() - warm
-    rss_start = peak_rss_bytes()
-    clock = {"seconds": 0.0, "calls": 0}
-    timed_method(BaselineModel, "record", clock)
-    start = time.perf_counter()
-    scenario = load_scenario(SCENARIO, {"market.population": size, "market.steps": steps_run, "market.seed": seed})
-    loaded = time.perf_counter()
-    model = BaselineModel(scenario)
-    built = time.perf_counter()
-    clock.update(seconds=0.0, calls=0)
-    model.run()
+    model, figures = timed_run(BaselineModel, "record", size, steps_run, seed, warm_population=50)
     ran = time.perf_counter()
-    measures_s = clock["seconds"]
-    rss_run = peak_rss_bytes()
     model.metrics_frame()  # the baseline's results, as a table (it writes no files)
     framed = time.perf_counter()
-    customers = list(model.agents_by_type[Customer])
+    start = figures.pop("start")
     return {
-        "warmup_s": warmup_s,
-        "load_s": loaded - start,
-        "build_s": built - loaded,
-        "run_s": ran - built,
-        "steps_run": steps_run,
-        "measures_s": measures_s,
+        **figures,
         "write_s": framed - ran,
         "end_to_end_s": framed - start,
-        "state_bytes": agent_state_bytes(customers) * size,
-        "rss_start": rss_start,
-        "rss_peak_run": rss_run,
+        "state_bytes": agent_state_bytes(list(model.agents_by_type[Customer])) * size,
         "rss_peak": peak_rss_bytes(),
     }
 
