@@ -247,51 +247,46 @@ def loyalty_figure(model: LoyaltyModel):
     return fig
 
 
-def retention_figure(model: LoyaltyModel):
-    """Customers and annual retention of every firm."""
+def _firm_lines(model: LoyaltyModel, panels):
+    """One figure of two panels, a line per firm in each (the focal firm drawn thicker).
+    ``panels``: (column, title, first step, tick format or None) of the left and right panel."""
     from sim.charts import firm_colors, new_figure
 
     frame = _frame(model)
     firms = _firm_order(model)
     colors = firm_colors(firms)
     fig = new_figure((7.5, 3.0))
-    left, right = fig.subplots(1, 2)
-    for firm in firms:
-        own = frame[frame["firm"] == firm]
-        left.plot(own["step"], own["customers"], color=colors[firm], lw=2 if firm == firms[0] else 1.2, label=firm)
-        stepped = own[own["step"] >= 1]
-        right.plot(stepped["step"], stepped["retention_rate_annual"], color=colors[firm], lw=2 if firm == firms[0] else 1.2)
-    left.set_title("customers", fontsize=9)
-    left.legend(fontsize=7, frameon=False)
-    right.set_title("retention (annualised)", fontsize=9)
-    right.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    for ax in (left, right):
+    axes = fig.subplots(1, 2)
+    for ax, (column, title, first, tick) in zip(axes, panels):
+        for firm in firms:
+            own = frame[(frame["firm"] == firm) & (frame["step"] >= first)]
+            ax.plot(own["step"], own[column], color=colors[firm], lw=2 if firm == firms[0] else 1.2, label=firm)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel(f"step ({model.step_days:g} days)", fontsize=8)
         ax.tick_params(labelsize=7)
+        if tick is not None:
+            ax.yaxis.set_major_formatter(tick)
+    axes[0].legend(fontsize=7, frameon=False)
+    return fig, axes
+
+
+def retention_figure(model: LoyaltyModel):
+    """Customers and annual retention of every firm."""
+    fig, _ = _firm_lines(model, (
+        ("customers", "customers", 0, None),
+        ("retention_rate_annual", "retention (annualised)", 1, lambda v, _: f"{v:.0%}"),
+    ))
     return fig
 
 
 def profit_figure(model: LoyaltyModel):
     """Profit per step and cumulative profit of every firm."""
-    from sim.charts import firm_colors, new_figure
-
-    frame = _frame(model)
-    firms = _firm_order(model)
-    colors = firm_colors(firms)
-    fig = new_figure((7.5, 3.0))
-    left, right = fig.subplots(1, 2)
-    for firm in firms:
-        own = frame[(frame["firm"] == firm) & (frame["step"] >= 1)]
-        left.plot(own["step"], own["profit"], color=colors[firm], lw=2 if firm == firms[0] else 1.2, label=firm)
-        right.plot(own["step"], own["cumulative_profit"], color=colors[firm], lw=2 if firm == firms[0] else 1.2)
+    money = lambda v, _: f"{v:,.0f}"  # noqa: E731
+    fig, (left, _) = _firm_lines(model, (
+        ("profit", "profit per step", 1, money),
+        ("cumulative_profit", "cumulative profit", 1, money),
+    ))
     left.axhline(0, color="0.6", lw=0.8)
-    left.set_title("profit per step", fontsize=9)
-    left.legend(fontsize=7, frameon=False)
-    right.set_title("cumulative profit", fontsize=9)
-    for ax in (left, right):
-        ax.set_xlabel(f"step ({model.step_days:g} days)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.yaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
     return fig
 
 
