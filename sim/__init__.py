@@ -20,12 +20,49 @@ Experiments (results folders with 95% intervals; ``jobs`` worker processes or a 
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import sys
 from importlib import metadata
+from pathlib import Path
 
 try:
     __version__ = metadata.version("loyalty-sim")
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
+
+
+
+def _cache_compiled_code_by_source() -> None:
+    """Keep the compiled kernels in a folder named after the package's source code.
+
+    Numba caches each compiled function on disk and checks only that function's own file
+    for changes, while the kernels of ``sim.engine`` inline rules from ``sim.rules`` and
+    ``sim.fastmath``: after a change to a rule, the cached kernels would silently run the old
+    rule. So the cache lives in a folder named after a hash of every source file of the
+    package (under ``$XDG_CACHE_HOME/loyalty-sim``, else ``~/.cache/loyalty-sim``); the four
+    most recently used folders are kept. A ``NUMBA_CACHE_DIR`` set by the user wins."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loyalty-sim"
+    folder = root / digest.hexdigest()[:16]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.utime(folder)
+        for old in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)[4:]:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError:  # no writable cache folder: Numba's own choice
+        return
+    os.environ["NUMBA_CACHE_DIR"] = str(folder)  # read when Numba is imported (by worker processes too)
+    if "numba" in sys.modules:
+        sys.modules["numba"].config.CACHE_DIR = str(folder)
+
+
+_cache_compiled_code_by_source()
 
 __all__ = [
     "__version__",
