@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from sim import fastmath
 from sim.population import HELD
 from sim.rules import (
     DAYS_PER_YEAR,
@@ -32,15 +33,18 @@ from sim.rules import (
     expectation_next,
     jit,
     logit,
-    normal,
+    normal_each,
     offer_value,
+    per_step_of_yearly_each,
     pick,
     poisson,
     purchase_outcome,
     recommend,
+    recommend_each,
     satisfaction,
-    search_chance,
+    search_yearly,
     squash,
+    squash_each,
     tenure_value,
     trust_next,
     uniform,
@@ -48,6 +52,9 @@ from sim.rules import (
 from sim.scenario import Scenario
 
 NEG_INF = -np.inf
+
+#: Customers per block of the kernels that take their transcendental functions a block at a time.
+BLOCK = 256
 
 #: The per-customer helpers take the state tuples; they are inlined into the kernels (a call
 #: would pass and reference-count every array of the tuples each time).
@@ -69,6 +76,9 @@ LEFT_CATEGORY, DISSATISFIED, PRICE, REWARDS, VALUE = 0, 1, 2, 3, 4
 #: Decision terms in the order of the course's loyalty ladder, shallowest first.
 LADDER = np.array([HELD["switching_cost"], HELD["price"], HELD["rewards"], HELD["trust"]], dtype=np.uint8)
 H_NONE, H_NO_ALTERNATIVE, H_NOT_LOOKING = HELD["none"], HELD["no_alternative"], HELD["not_looking"]
+
+# bits of a purchase outcome (see consume)
+BOUGHT, FAILED, RECOVERED = 1, 2, 4
 
 # per-firm money of a step (rows of the `money` table the consume kernel fills)
 M_REVENUE, M_GOODS, M_SERVICE, M_REWARDS, M_MEMBERS = 0, 1, 2, 3, 4
@@ -267,9 +277,10 @@ def typical_values(pop, off, ctx, n_firms):
 @jit
 def acquire(pop, off, ctx, par, key, choice, acquired):
     """Prospects start shopping (on their own, through referrals, or reached by marketing)
-    and choose a firm or none. ``choice`` gets the firm each new customer chose (STAY for
-    everyone else; :func:`start` then starts the relationships); ``acquired`` counts them."""
+    and choose a firm or none; those who chose one join it (:func:`join`). ``choice`` gets the
+    firm each new customer chose (STAY for everyone else); ``acquired`` counts them."""
     n_firms = acquired.size
+    score = first_score(par)
     n_segments = ctx.available.shape[0]
     prospects = np.zeros(n_segments)
     for i in range(pop.firm.size):
@@ -321,43 +332,56 @@ def acquire(pop, off, ctx, par, key, choice, acquired):
         if g < n_firms:
             choice[i] = g
             acquired[g] += 1
+            join(pop, off, ctx, par, i, g, score)
 
 
 @jit
 def start(pop, off, ctx, par, choice):
-    """Everyone with a firm in ``choice`` becomes a new customer of it.
+    """Everyone with a firm in ``choice`` becomes a new customer of it (:func:`join`)."""
+    n_firms = off.price.size
+    score = first_score(par)
+    for i in range(pop.firm.size):
+        f = choice[i]
+        if 0 <= f < n_firms:
+            join(pop, off, ctx, par, i, f, score)
+
+
+@inline
+def first_score(par):
+    """The likelihood to recommend of a new customer."""
+    return recommend(1.0, par.trust_initial, 0.0, par.nps_satisfaction, par.nps_trust, par.nps_attachment, par.nps_offset)
+
+
+@inline
+def join(pop, off, ctx, par, i, f, score):
+    """Person ``i`` becomes a new customer of firm ``f``.
 
     A new customer expects what it was led to expect: the firm's (partly believed)
     promise, scaled by its own demandingness and shifted by what it heard about the firm.
     Its satisfaction starts at 1 (no purchase yet), its trust at the initial trust, and
-    points, stamps, spend, attachment and club membership at zero."""
-    n_firms = off.price.size
-    score = recommend(1.0, par.trust_initial, 0.0, par.nps_satisfaction, par.nps_trust, par.nps_attachment, par.nps_offset)
-    for i in range(pop.firm.size):
-        f = choice[i]
-        if f < 0 or f >= n_firms:
-            continue
-        heard = squash(pop.buzz[i, f]) * par.word_of_mouth_effect
-        expectation = pop.expectation_level[i] * ctx.promised[f] * math.exp(heard)
-        pop.firm[i] = f
-        pop.tenure[i] = 0
-        pop.expectation[i] = expectation
-        pop.perceived_value[i] = expectation  # no purchase yet: neither delighted nor disappointed
-        pop.satisfaction[i] = 1.0
-        pop.satisfaction_avg[i] = 1.0
-        pop.experience[i] = 0.0
-        pop.trust[i] = par.trust_initial
-        pop.attachment[i] = 0.0
-        pop.points[i] = 0.0
-        pop.stamps[i] = 0.0
-        pop.annual_spend[i] = 0.0
-        pop.tier[i] = bracket(off.tier_spend, f, 0.0)
-        pop.member[i] = False
-        pop.held_by[i] = H_NONE
-        pop.switching_cost[i] = 0.0
-        pop.repurchase[i] = 0.0
-        pop.recommend[i] = score
-        pop.value_to_date[i] = 0.0
+    points, stamps, spend, attachment and club membership at zero; ``score`` is its
+    likelihood to recommend (:func:`first_score`)."""
+    heard = squash(pop.buzz[i, f]) * par.word_of_mouth_effect
+    expectation = pop.expectation_level[i] * ctx.promised[f] * fastmath.exp(heard)
+    pop.firm[i] = f
+    pop.tenure[i] = 0
+    pop.expectation[i] = expectation
+    pop.perceived_value[i] = expectation  # no purchase yet: neither delighted nor disappointed
+    pop.satisfaction[i] = 1.0
+    pop.satisfaction_avg[i] = 1.0
+    pop.experience[i] = 0.0
+    pop.trust[i] = par.trust_initial
+    pop.attachment[i] = 0.0
+    pop.points[i] = 0.0
+    pop.stamps[i] = 0.0
+    pop.annual_spend[i] = 0.0
+    pop.tier[i] = bracket(off.tier_spend, f, 0.0)
+    pop.member[i] = False
+    pop.held_by[i] = H_NONE
+    pop.switching_cost[i] = 0.0
+    pop.repurchase[i] = 0.0
+    pop.recommend[i] = score
+    pop.value_to_date[i] = 0.0
 
 
 @jit
@@ -373,82 +397,99 @@ def consume(pop, off, ctx, par, key, money, margin):
     the club's care. ``money`` (MONEY_ROWS, F) gets each firm's revenue and costs, ``margin``
     each customer's margin, discounted to the start of its relationship (:func:`age` adds it
     to the value to date of those who stay)."""
-    for i in range(pop.firm.size):
-        f = pop.firm[i]
-        if f < 0:
-            continue
-        # purchase
-        z = normal(key, i, S_NOISE) if par.noise > 0 else 0.0
-        shock, bought, failed, recovered = purchase_outcome(
-            uniform(key, i, S_STOCK), uniform(key, i, S_FAILURE), uniform(key, i, S_RECOVERY), z,
-            off.availability[f], off.failure_rate[f], off.recovery_rate[f], par.noise, off.log_failure_penalty[f], off.log_recovery_boost[f],
-        )
-        tenure_days = pop.tenure[i] * par.step_days
-        years_in = min(tenure_days / DAYS_PER_YEAR, par.max_years)
-        occasions = pop.purchases_per_year[i] * par.step_years if bought else 0.0
-        units = occasions * pop.basket[i] * (1.0 + par.basket_growth * years_in)
-        gross = units * off.price[f]
-        t = pop.tier[i]
-        keep = (1.0 - off.tier_discount[f, t]) * (1.0 - off.volume_discount[f, bracket(off.volume_spend, f, pop.annual_spend[i])])
-        discount = gross * (1.0 - keep)
-        goods = units * off.unit_cost[f]
-        service = occasions * off.cost_per_purchase[f] * max(1.0 - par.serve_cost_decline * years_in, 0.0)
-        if recovered:
-            service += off.recovery_cost[f]
-        # experience
-        own = offer_value(
-            pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-            off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[pop.segment[i], f],
-        ) + tenure_value(
-            tenure_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
-            off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
-        )
-        perceived = math.exp(own + shock)
-        c = satisfaction(perceived, pop.expectation[i])
-        pop.perceived_value[i] = perceived
-        pop.satisfaction[i] = c
-        pop.satisfaction_avg[i] += par.satisfaction_weight * (c - pop.satisfaction_avg[i])
-        pop.experience[i] += par.satisfaction_weight * (shock - pop.experience[i])
-        promised = pop.expectation_level[i] * ctx.promised[f]
-        pop.expectation[i] = expectation_next(pop.expectation[i], perceived, promised, par.experience_weight, par.promise_weight)
-        trust = trust_next(pop.trust[i], c, failed, par.trust_met, par.trust_gain, par.trust_loss, par.failure_loss)
-        pop.trust[i] = trust
-        # rewards
-        spend = gross - discount
-        earned = spend * off.points_rate[f] * off.tier_points[f, t]
-        points = pop.points[i] * ctx.points_keep[f] + earned
-        threshold = off.redemption_threshold[f]
-        redeemed = math.floor(points / threshold) * threshold if off.rewards_active[f] else points
-        pop.points[i] = points - redeemed
-        free = 0.0
-        if off.punch_stamps[f] > 0:
-            stamps = pop.stamps[i] + occasions
-            free = math.floor(stamps / off.punch_stamps[f])
-            pop.stamps[i] = stamps - free * off.punch_stamps[f]
-        else:
-            pop.stamps[i] = 0.0
-        purchase_value = gross / max(occasions, 1e-12)
-        reward_cost = discount + redeemed * off.point_value[f] + earned * off.coalition_fee[f] + free * purchase_value
-        annual_spend = pop.annual_spend[i] * par.spend_decay + spend * par.spend_weight
-        pop.annual_spend[i] = annual_spend
-        pop.tier[i] = bracket(off.tier_spend, f, annual_spend)
-        # community
-        member = False
-        if off.community[f]:
-            member = pop.member[i] or uniform(key, i, S_JOIN) < chance(off.join_per_year[f] * pop.community_propensity[i], par.step_years)
-        pop.member[i] = member
-        drive = off.attachment_per_year[f] * off.community_intensity[f] if member else 0.0
-        pop.attachment[i] = attachment_next(pop.attachment[i], trust, drive, par.attachment_trust_gain, par.attachment_decay, par.step_years)
-        # books
-        money[M_REVENUE, f] += gross
-        money[M_GOODS, f] += goods
-        money[M_SERVICE, f] += service
-        money[M_REWARDS, f] += reward_cost
-        if member:
-            money[M_MEMBERS, f] += 1.0
-        tenure = pop.tenure[i]
-        discount = ctx.discount[tenure] if tenure < ctx.discount.size else math.exp(-tenure * par.log_discount)
-        margin[i] = (gross - goods - service - reward_cost) * discount
+    n = pop.firm.size
+    noise = np.zeros(BLOCK)  # each customer's normal draw of purchase noise
+    shock = np.empty(BLOCK)  # log shock to perceived value
+    outcome = np.empty(BLOCK, dtype=np.int8)  # what happened (see below)
+    perceived = np.empty(BLOCK)  # log perceived value, then perceived value
+    for b0 in range(0, n, BLOCK):
+        m = min(BLOCK, n - b0)
+        if par.noise > 0:
+            normal_each(key, b0, S_NOISE, noise, m)
+        # the purchases and the value they give (exponentials taken for the block at once)
+        for k in range(m):
+            i = b0 + k
+            f = pop.firm[i]
+            if f < 0:
+                perceived[k] = 0.0
+                continue
+            shock[k], bought, failed, recovered = purchase_outcome(
+                uniform(key, i, S_STOCK), uniform(key, i, S_FAILURE), uniform(key, i, S_RECOVERY), noise[k],
+                off.availability[f], off.failure_rate[f], off.recovery_rate[f], par.noise, off.log_failure_penalty[f], off.log_recovery_boost[f],
+            )
+            outcome[k] = BOUGHT * bought + FAILED * failed + RECOVERED * recovered
+            perceived[k] = offer_value(
+                pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+                off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[pop.segment[i], f],
+            ) + tenure_value(
+                pop.tenure[i] * par.step_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
+                off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
+            ) + shock[k]
+        fastmath.exp_each(perceived, m)
+        for k in range(m):
+            i = b0 + k
+            f = pop.firm[i]
+            if f < 0:
+                continue
+            bought, failed, recovered = outcome[k] & BOUGHT != 0, outcome[k] & FAILED != 0, outcome[k] & RECOVERED != 0
+            tenure_days = pop.tenure[i] * par.step_days
+            years_in = min(tenure_days / DAYS_PER_YEAR, par.max_years)
+            occasions = pop.purchases_per_year[i] * par.step_years if bought else 0.0
+            units = occasions * pop.basket[i] * (1.0 + par.basket_growth * years_in)
+            gross = units * off.price[f]
+            t = pop.tier[i]
+            keep = (1.0 - off.tier_discount[f, t]) * (1.0 - off.volume_discount[f, bracket(off.volume_spend, f, pop.annual_spend[i])])
+            discount = gross * (1.0 - keep)
+            goods = units * off.unit_cost[f]
+            service = occasions * off.cost_per_purchase[f] * max(1.0 - par.serve_cost_decline * years_in, 0.0)
+            if recovered:
+                service += off.recovery_cost[f]
+            # experience
+            c = satisfaction(perceived[k], pop.expectation[i])
+            pop.perceived_value[i] = perceived[k]
+            pop.satisfaction[i] = c
+            pop.satisfaction_avg[i] += par.satisfaction_weight * (c - pop.satisfaction_avg[i])
+            pop.experience[i] += par.satisfaction_weight * (shock[k] - pop.experience[i])
+            promised = pop.expectation_level[i] * ctx.promised[f]
+            pop.expectation[i] = expectation_next(pop.expectation[i], perceived[k], promised, par.experience_weight, par.promise_weight)
+            trust = trust_next(pop.trust[i], c, failed, par.trust_met, par.trust_gain, par.trust_loss, par.failure_loss)
+            pop.trust[i] = trust
+            # rewards
+            spend = gross - discount
+            earned = spend * off.points_rate[f] * off.tier_points[f, t]
+            points = pop.points[i] * ctx.points_keep[f] + earned
+            threshold = off.redemption_threshold[f]
+            redeemed = math.floor(points / threshold) * threshold if off.rewards_active[f] else points
+            pop.points[i] = points - redeemed
+            free = 0.0
+            if off.punch_stamps[f] > 0:
+                stamps = pop.stamps[i] + occasions
+                free = math.floor(stamps / off.punch_stamps[f])
+                pop.stamps[i] = stamps - free * off.punch_stamps[f]
+            else:
+                pop.stamps[i] = 0.0
+            purchase_value = gross / max(occasions, 1e-12)
+            reward_cost = discount + redeemed * off.point_value[f] + earned * off.coalition_fee[f] + free * purchase_value
+            annual_spend = pop.annual_spend[i] * par.spend_decay + spend * par.spend_weight
+            pop.annual_spend[i] = annual_spend
+            pop.tier[i] = bracket(off.tier_spend, f, annual_spend)
+            # community
+            member = False
+            if off.community[f]:
+                member = pop.member[i] or uniform(key, i, S_JOIN) < chance(off.join_per_year[f] * pop.community_propensity[i], par.step_years)
+            pop.member[i] = member
+            drive = off.attachment_per_year[f] * off.community_intensity[f] if member else 0.0
+            pop.attachment[i] = attachment_next(pop.attachment[i], trust, drive, par.attachment_trust_gain, par.attachment_decay, par.step_years)
+            # books
+            money[M_REVENUE, f] += gross
+            money[M_GOODS, f] += goods
+            money[M_SERVICE, f] += service
+            money[M_REWARDS, f] += reward_cost
+            if member:
+                money[M_MEMBERS, f] += 1.0
+            tenure = pop.tenure[i]
+            discount = ctx.discount[tenure] if tenure < ctx.discount.size else math.exp(-tenure * par.log_discount)
+            margin[i] = (gross - goods - service - reward_cost) * discount
 
 
 @jit
@@ -472,11 +513,19 @@ def word_of_mouth(pop, off, par, key, ties, heard, positive, negative):
     # is, and a detractor
     limit_plain, limit_member = np.exp(-par.positive_reach * np.ones(n_firms)), np.exp(-par.positive_reach * (1.0 + off.word_of_mouth_boost))
     limit_negative = math.exp(-par.negative_reach)
+    scores = np.empty(BLOCK, dtype=np.int64)
     for i in range(n):
+        k = i % BLOCK
+        if k == 0:  # the likelihood to recommend of the next block of people
+            m = min(BLOCK, n - i)
+            recommend_each(
+                pop.satisfaction_avg[i:], pop.trust[i:], pop.attachment[i:],
+                par.nps_satisfaction, par.nps_trust, par.nps_attachment, par.nps_offset, scores, m,
+            )
         f = pop.firm[i]
         if f < 0:
             continue
-        score = recommend(pop.satisfaction_avg[i], pop.trust[i], pop.attachment[i], par.nps_satisfaction, par.nps_trust, par.nps_attachment, par.nps_offset)
+        score = scores[k]
         pop.recommend[i] = score
         if score >= 9:
             if pop.member[i]:
@@ -501,7 +550,7 @@ def word_of_mouth(pop, off, par, key, ties, heard, positive, negative):
             negative[f] += talks
     for i in range(n):
         if heard[i] != 0:
-            pop.expectation[i] *= math.exp(par.word_of_mouth_effect * squash(heard[i]))
+            pop.expectation[i] *= fastmath.exp(par.word_of_mouth_effect * squash(heard[i]))
             heard[i] = 0
 
 
@@ -531,135 +580,195 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
     course's ladder (switching cost, price, rewards, trust); a customer held by several
     terms none of which is pivotal is named after the largest. No alternative firm:
     monopoly. No advantage: inertia if it did not look this step, none (a switcher in
-    waiting) if it did. Also stores the switching cost and the yearly repurchase probability."""
-    n_firms = off.price.size
-    utility = np.empty(n_firms)
-    probabilities = np.empty(n_firms + 1)
-    for i in range(pop.firm.size):
-        f = pop.firm[i]
-        if draw:
-            choice[i] = STAY
-        elif choice[i] < 0 or choice[i] >= n_firms:
-            continue
-        if f < 0:
-            continue
-        seg = pop.segment[i]
-        tenure_days = pop.tenure[i] * par.step_days
-        reward_sensitivity = pop.reward_sensitivity[i]
-        # switching cost: money at stake (points at their value to the customer, punch-card
-        # progress, learning cost, ecosystem value growing with tenure, the exit fee for the
-        # part of the contract period still to run) spread over the decision horizon's
-        # spend, plus a psychological cost
-        purchase_value = pop.basket[i] * off.price[f]
-        at_stake = off.learning_cost[f] + off.ecosystem_per_year[f] * tenure_days / DAYS_PER_YEAR
-        if off.rewards_active[f]:
-            at_stake += pop.points[i] * off.customer_point_value[f]
-        if off.punch_stamps[f] > 0:
-            at_stake += pop.stamps[i] / off.punch_stamps[f] * purchase_value
-        if off.exit_fee[f] > 0:
-            at_stake += off.exit_fee[f] * contract_remaining(tenure_days, off.contract_days[f])
-        switching = at_stake / max(pop.purchases_per_year[i] * purchase_value * par.horizon_years, 1e-9) + par.psychological_cost
-        # own reward rate: points at the tier's multiplier, punch card, tier and volume
-        # discounts, profit share
-        t = pop.tier[i]
-        own_rate = (
-            off.points_rate[f] * off.customer_point_value[f] * off.tier_points[f, t] + off.tier_discount[f, t]
-            + off.volume_discount[f, bracket(off.volume_spend, f, pop.annual_spend[i])] + ctx.profit_share_rate[f]
-        )
-        if off.punch_stamps[f] > 0:
-            own_rate += 1.0 / (off.punch_stamps[f] + 1.0)
-        for g in range(n_firms):
-            if g != f and ctx.available[seg, g]:
-                utility[g] = (
+    waiting) if it did. Also stores the switching cost and the yearly repurchase probability.
+
+    Customers are taken in blocks of ``BLOCK``: the exponentials, logarithms and powers of a
+    block (word of mouth's tanh, the logit's weights, the search and repurchase chances) are
+    computed in loops of their own, which run several customers at a time in SIMD registers;
+    the rest is one customer at a time."""
+    n, n_firms = pop.buzz.shape
+    width = n_firms + 1  # the firms and the outside option
+    # who is visited: everyone (with draws), else those who just joined a firm
+    joined = np.empty(0, dtype=np.int64) if draw else np.flatnonzero((choice >= 0) & (choice < n_firms))
+    count = n if draw else joined.size
+    buzz = np.empty(BLOCK * n_firms)  # the buzz about each firm,
+    heard = np.empty(BLOCK * n_firms)  # and its tanh
+    utility = np.empty(BLOCK * width)  # each option's utility, less the switching cost for a rival
+    weight = np.empty(BLOCK * width)  # the logit's weight of each option
+    switching = np.empty(BLOCK)
+    own_rate = np.empty(BLOCK)
+    stay = np.empty(BLOCK)
+    search = np.empty(BLOCK)  # the yearly search probability, then the step's search chance
+    bad_news = np.empty(BLOCK)  # exp(-the rate of searching because of bad news * a step)
+    stay_step = np.empty(BLOCK)  # chance of still buying from the firm after one step, then after a year
+    visit = np.zeros(BLOCK, dtype=np.bool_)
+    probabilities = np.empty(width)
+    for b0 in range(0, count, BLOCK):
+        m = min(BLOCK, count - b0)
+        for k in range(m):
+            i = b0 + k if draw else joined[b0 + k]
+            for g in range(n_firms):
+                buzz[k * n_firms + g] = pop.buzz[i, g]
+        squash_each(buzz, heard, m * n_firms)
+        # each customer's terms
+        for k in range(m):
+            i = b0 + k if draw else joined[b0 + k]
+            f = pop.firm[i]
+            if draw:
+                choice[i] = STAY
+            visit[k] = f >= 0
+            if not visit[k]:
+                for g in range(width):
+                    weight[k * width + g] = NEG_INF
+                search[k] = bad_news[k] = stay_step[k] = 0.0
+                continue
+            seg = pop.segment[i]
+            tenure_days = pop.tenure[i] * par.step_days
+            # switching cost: money at stake (points at their value to the customer, punch-card
+            # progress, learning cost, ecosystem value growing with tenure, the exit fee for the
+            # part of the contract period still to run) spread over the decision horizon's
+            # spend, plus a psychological cost
+            purchase_value = pop.basket[i] * off.price[f]
+            at_stake = off.learning_cost[f] + off.ecosystem_per_year[f] * tenure_days / DAYS_PER_YEAR
+            at_stake += pop.points[i] * off.customer_point_value[f] * off.rewards_active[f]
+            if off.punch_stamps[f] > 0:
+                at_stake += pop.stamps[i] / off.punch_stamps[f] * purchase_value
+            if off.exit_fee[f] > 0:
+                at_stake += off.exit_fee[f] * contract_remaining(tenure_days, off.contract_days[f])
+            cost = at_stake / max(pop.purchases_per_year[i] * purchase_value * par.horizon_years, 1e-9) + par.psychological_cost
+            switching[k] = cost
+            # own reward rate: points at the tier's multiplier, punch card, tier and volume
+            # discounts, profit share
+            t = pop.tier[i]
+            rate = (
+                off.points_rate[f] * off.customer_point_value[f] * off.tier_points[f, t] + off.tier_discount[f, t]
+                + off.volume_discount[f, bracket(off.volume_spend, f, pop.annual_spend[i])] + ctx.profit_share_rate[f]
+            )
+            if off.punch_stamps[f] > 0:
+                rate += 1.0 / (off.punch_stamps[f] + 1.0)
+            own_rate[k] = rate
+            u = utility[k * width:(k + 1) * width]
+            for g in range(n_firms):  # the own firm's entry is replaced below
+                value = (
                     offer_value(
                         pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
                         off.log_quality[g], off.log_service[g], off.log_price[g], ctx.segment_terms[seg, g],
                     )
-                    + ctx.promise_term[g] + reward_sensitivity * ctx.entry_rate[g]
-                    + par.word_of_mouth_weight * squash(pop.buzz[i, g]) - switching
+                    + ctx.promise_term[g] + pop.reward_sensitivity[i] * ctx.entry_rate[g]
+                    + par.word_of_mouth_weight * heard[k * n_firms + g] - cost
                 )
+                u[g] = value if ctx.available[seg, g] else NEG_INF
+            own = offer_value(
+                pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+                off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
+            ) + tenure_value(
+                tenure_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
+                off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
+            )
+            stay[k] = (
+                own + pop.experience[i] + pop.reward_sensitivity[i] * rate
+                + par.trust_weight * pop.trust[i] + par.attachment_weight * pop.attachment[i]
+                + par.word_of_mouth_weight * heard[k * n_firms + f]
+            )
+            u[f] = stay[k] if off.active[f] else NEG_INF
+            u[n_firms] = par.outside_value - cost
+            # the logit's weights, exp((u - top) / scale), are taken below for the whole block
+            top = u[n_firms]
+            for g in range(n_firms):
+                top = max(top, u[g])
+            for g in range(width):
+                weight[k * width + g] = (u[g] - top) / par.scale
+            search[k] = search_yearly(pop.satisfaction_avg[i], ctx.curve_x, ctx.curve_p)
+            news = pop.buzz[i, f]
+            bad_news[k] = par.referral_rate * news * par.step_years if news < 0 else 0.0  # minus the rate times a step
+        fastmath.exp_each(weight, m * width)
+        per_step_of_yearly_each(search, m, par.step_years)
+        fastmath.exp_each(bad_news, m)  # 1 - this below
+        # the draws and the loyalty type
+        for k in range(m):
+            if not visit[k]:
+                continue
+            i = b0 + k if draw else joined[b0 + k]
+            f = pop.firm[i]
+            seg = pop.segment[i]
+            u = utility[k * width:(k + 1) * width]
+            total = 0.0
+            for g in range(width):
+                total += weight[k * width + g]
+            for g in range(width):
+                probabilities[g] = weight[k * width + g] / total
+            cost = switching[k]
+            exit_p = ctx.exit_chance[seg]
+            if off.active[f]:
+                search_p = search[k] * (1.0 - pop.inertia[i])
+                if pop.buzz[i, f] < 0:  # bad news heard about the firm
+                    search_p = 1.0 - (1.0 - search_p) * bad_news[k]
             else:
-                utility[g] = NEG_INF
-        own = offer_value(
-            pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-            off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
-        ) + tenure_value(
-            tenure_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
-            off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
-        )
-        stay = (
-            own + pop.experience[i] + reward_sensitivity * own_rate
-            + par.trust_weight * pop.trust[i] + par.attachment_weight * pop.attachment[i]
-            + par.word_of_mouth_weight * squash(pop.buzz[i, f])
-        )
-        utility[f] = stay if off.active[f] else NEG_INF
-        logit(utility, par.outside_value - switching, par.scale, probabilities)
-        exit_p = ctx.exit_chance[seg]
-        if off.active[f]:
-            search_p = search_chance(pop.satisfaction_avg[i], pop.inertia[i], ctx.curve_x, ctx.curve_p, par.step_years)
-            if pop.buzz[i, f] < 0:  # bad news heard about the firm
-                search_p = 1.0 - (1.0 - search_p) * (1.0 - chance(-par.referral_rate * pop.buzz[i, f], par.step_years))
-        else:
-            search_p = 1.0  # a firm that left the market loses everyone
-        tolerance = min(min(tenure_days / DAYS_PER_YEAR, par.max_years) * par.price_tolerance, 1.0)
-        # the draws
-        searched = False
-        if draw and pop.tenure[i] > 0:
-            if uniform(key, i, S_EXIT) < exit_p:
-                choice[i] = n_firms + 1
-                reason[i] = LEFT_CATEGORY
-            elif uniform(key, i, S_SEARCH) < search_p:
-                searched = True
-                g = pick(probabilities, uniform(key, i, S_SWITCH))
-                if g != f:
-                    choice[i] = g
-                    if pop.satisfaction_avg[i] < par.generally_satisfied:
-                        reason[i] = DISSATISFIED
-                    elif g < n_firms:
-                        price, reward, _ = decompose(
-                            pop.price_sensitivity[i], tolerance, off.log_price[f], off.log_price[g],
-                            reward_sensitivity, own_rate, ctx.entry_rate[g], stay, utility[g] + switching,
-                        )
-                        reason[i] = PRICE if price < 0 and price <= reward else REWARDS if reward < 0 else VALUE
-                    else:
-                        reason[i] = VALUE
-        # the loyalty type
-        best, best_utility = -1, NEG_INF
-        for g in range(n_firms):
-            if g != f and (best < 0 or utility[g] > best_utility):
-                best, best_utility = g, utility[g]
-        if best < 0 or not best_utility > NEG_INF:
-            held = H_NO_ALTERNATIVE
-        else:
-            advantage = stay - best_utility
-            if advantage > 0:
-                price, reward, trust = decompose(
-                    pop.price_sensitivity[i], tolerance, off.log_price[f], off.log_price[best],
-                    reward_sensitivity, own_rate, ctx.entry_rate[best], stay, best_utility + switching,
-                )
-                terms = (switching, price, reward, trust)  # the course's ladder, shallowest first
-                k_pivotal, k_largest, largest = -1, 0, terms[0]
-                for k in range(4):
-                    if k_pivotal < 0 and terms[k] > 0 and advantage - terms[k] <= 0:
-                        k_pivotal = k
-                    if terms[k] > largest:
-                        k_largest, largest = k, terms[k]
-                held = LADDER[k_pivotal] if k_pivotal >= 0 else LADDER[k_largest]
+                search_p = 1.0  # a firm that left the market loses everyone
+            tolerance = min(min(pop.tenure[i] * par.step_days / DAYS_PER_YEAR, par.max_years) * par.price_tolerance, 1.0)
+            searched = False
+            if draw and pop.tenure[i] > 0:
+                if uniform(key, i, S_EXIT) < exit_p:
+                    choice[i] = n_firms + 1
+                    reason[i] = LEFT_CATEGORY
+                elif uniform(key, i, S_SEARCH) < search_p:
+                    searched = True
+                    g = pick(probabilities, uniform(key, i, S_SWITCH))
+                    if g != f:
+                        choice[i] = g
+                        if pop.satisfaction_avg[i] < par.generally_satisfied:
+                            reason[i] = DISSATISFIED
+                        elif g < n_firms:
+                            price, reward, _ = decompose(
+                                pop.price_sensitivity[i], tolerance, off.log_price[f], off.log_price[g],
+                                pop.reward_sensitivity[i], own_rate[k], ctx.entry_rate[g], stay[k], u[g] + cost,
+                            )
+                            reason[i] = PRICE if price < 0 and price <= reward else REWARDS if reward < 0 else VALUE
+                        else:
+                            reason[i] = VALUE
+            # the loyalty type
+            best, best_utility = -1, NEG_INF  # the first best other firm
+            for g in range(n_firms):
+                better = g != f and (best < 0 or u[g] > best_utility)
+                best = g if better else best
+                best_utility = u[g] if better else best_utility
+            if best < 0 or not best_utility > NEG_INF:
+                held = H_NO_ALTERNATIVE
             else:
-                held = H_NONE if searched else H_NOT_LOOKING
-        pop.held_by[i] = held
-        pop.switching_cost[i] = switching
-        stay_step = (1.0 - exit_p) * (1.0 - search_p * (1.0 - probabilities[f]))
-        pop.repurchase[i] = np.float32(stay_step) ** np.float32(par.steps_per_year)  # stored in single precision: powf
+                advantage = stay[k] - best_utility
+                if advantage > 0:
+                    price, reward, trust = decompose(
+                        pop.price_sensitivity[i], tolerance, off.log_price[f], off.log_price[best],
+                        pop.reward_sensitivity[i], own_rate[k], ctx.entry_rate[best], stay[k], best_utility + cost,
+                    )
+                    terms = (cost, price, reward, trust)  # the course's ladder, shallowest first
+                    k_pivotal, k_largest, largest = -1, 0, terms[0]
+                    for j in range(4):
+                        if k_pivotal < 0 and terms[j] > 0 and advantage - terms[j] <= 0:
+                            k_pivotal = j
+                        if terms[j] > largest:
+                            k_largest, largest = j, terms[j]
+                    held = LADDER[k_pivotal] if k_pivotal >= 0 else LADDER[k_largest]
+                else:
+                    held = H_NONE if searched else H_NOT_LOOKING
+            pop.held_by[i] = held
+            pop.switching_cost[i] = cost
+            stay_step[k] = (1.0 - exit_p) * (1.0 - search_p * (1.0 - probabilities[f]))
+        # the yearly repurchase probability: the chance of staying a step, to the power of a year's steps
+        fastmath.power_each(stay_step, par.steps_per_year, m)
+        for k in range(m):
+            if visit[k]:
+                pop.repurchase[b0 + k if draw else joined[b0 + k]] = stay_step[k]
 
 
 @jit
-def settle(pop, choice, reason, margin, churn, lost, won):
+def settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won):
     """Count the step's leavers by firm and reason (``churn``) and the moves between firms
-    (``lost``, ``won``); those who leave the category become prospects. Movers keep their new
-    firm in ``choice`` (everyone else gets STAY) for :func:`start` and :func:`decide`. A
-    leaver's margin of the step does not count toward the value of a relationship it ended."""
+    (``lost``, ``won``); those who leave the category become prospects, movers join their new
+    firm (:func:`join`) and keep it in ``choice`` (everyone else gets STAY) for :func:`decide`.
+    A leaver's margin of the step does not count toward the value of a relationship it ended."""
     n_firms = lost.size
+    score = first_score(par)
     for i in range(pop.firm.size):
         g = choice[i]
         if g == STAY:
@@ -670,6 +779,7 @@ def settle(pop, choice, reason, margin, churn, lost, won):
         if g < n_firms:
             lost[f] += 1
             won[g] += 1
+            join(pop, off, ctx, par, i, g, score)
         else:
             end_relationship(pop, i)
             choice[i] = STAY

@@ -36,6 +36,6 @@ class Ledger:
         rows = slice(None, None if upto is None else upto + 1)
         return self.accounts[REVENUE][rows] - sum(self.accounts[c][rows] for c in COSTS)
 
-    def contribution(self, step: int) -> np.ndarray:
-        """Revenue minus the costs of serving customers, per firm, at ``step``."""
+    def contribution(self, step: int | slice) -> np.ndarray:
+        """Revenue minus the costs of serving customers, per firm, at ``step`` (or each step of a slice)."""
         return self.accounts[REVENUE][step] - sum(self.accounts[c][step] for c in VARIABLE_COSTS)

@@ -93,46 +93,40 @@ def tally(firm, tenure, satisfaction, satisfaction_avg, recommend_score, expecta
 
     ``thresholds`` are the satisfaction levels' lower bounds; ``window`` is the repeat-purchase
     window in steps (customers with a longer tenure count as kept)."""
+    counts = np.zeros(out.shape, dtype=np.int64)  # what is counted, in integers (an integer add is quicker)
     for i in range(firm.size):
         f = firm[i]
         if f < 0:
             continue
-        out[T_COUNT, f] += 1
+        counts[T_COUNT, f] += 1
         out[T_SATISFACTION, f] += satisfaction[i]
         c = satisfaction_avg[i]
         out[T_SATISFACTION_AVG, f] += c
-        out[T_LEVEL + level(c, thresholds[0], thresholds[1], thresholds[2]), f] += 1
+        counts[T_LEVEL + level(c, thresholds[0], thresholds[1], thresholds[2]), f] += 1
         score = recommend_score[i]
-        if score >= 9:
-            out[T_PROMOTERS, f] += 1
-        elif score <= 6:
-            out[T_DETRACTORS, f] += 1
+        counts[T_PROMOTERS, f] += score >= 9
+        counts[T_DETRACTORS, f] += score <= 6
         out[T_EXPECTATION, f] += expectation[i]
         out[T_PERCEIVED, f] += perceived_value[i]
         out[T_TRUST, f] += trust[i]
         out[T_ATTACHMENT, f] += attachment[i]
         out[T_SWITCHING, f] += switching_cost[i]
-        out[T_LOYALTY + _LOYALTY_OF_HELD_BY[held_by[i]], f] += 1
-        if held_by[i] == _LOCKED_IN:
-            out[T_LOCKED_IN, f] += 1
+        counts[T_LOYALTY + _LOYALTY_OF_HELD_BY[held_by[i]], f] += 1
+        counts[T_LOCKED_IN, f] += held_by[i] == _LOCKED_IN
         r = repurchase[i]
         out[T_REPURCHASE, f] += r
         repeat = r >= REPEAT_THRESHOLD
         favourable = score >= ATTITUDE_THRESHOLD
-        if repeat:
-            out[T_REPEAT, f] += 1
-        if favourable:
-            out[T_FAVOURABLE, f] += 1
-        if attachment[i] >= EMOTIONAL_THRESHOLD:
-            out[T_EMOTIONAL, f] += 1
+        counts[T_REPEAT, f] += repeat
+        counts[T_FAVOURABLE, f] += favourable
+        counts[T_EMOTIONAL, f] += attachment[i] >= EMOTIONAL_THRESHOLD
         quadrant = T_TRUE if favourable and repeat else T_LATENT if favourable else T_SPURIOUS if repeat else T_NONE
-        out[quadrant, f] += 1
-        out[T_STICKINESS + (0 if r >= _STICKY_HIGH else 1 if r >= _STICKY_MEDIUM else 2), f] += 1
-        if member[i]:
-            out[T_MEMBERS, f] += 1
+        counts[quadrant, f] += 1
+        counts[T_STICKINESS + (0 if r >= _STICKY_HIGH else 1 if r >= _STICKY_MEDIUM else 2), f] += 1
+        counts[T_MEMBERS, f] += member[i]
         out[T_POINTS, f] += points[i]
-        if tenure[i] > window:
-            out[T_KEPT, f] += 1
+        counts[T_KEPT, f] += tenure[i] > window
+    out += counts
 
 
 def year_steps(steps_per_year: float) -> int:
@@ -241,7 +235,7 @@ def compute(
     first = max(1, step - year_steps(steps_per_year) + 1)
     # customers served in a step: those at its start and the prospects who joined and bought in it
     served = customer_history[first - 1 : step].sum(axis=0) + history["acquired_prospects"][first:step].sum(axis=0) + out["acquired_prospects"]
-    contribution = sum(ledger.contribution(t) for t in range(first, step + 1)) if step >= 1 else np.zeros(n_firms)
+    contribution = ledger.contribution(slice(first, step + 1)).sum(axis=0) if step >= 1 else np.zeros(n_firms)
     out["margin_per_customer"] = np.where((served > 0) & (count > 0), contribution / np.maximum(served, 1.0), 0.0)
     recent_retention = (history["retention_rate"][first:step].sum(axis=0) + retention) / (step - first + 1) if step >= 1 else retention
     out["clv"] = customer_lifetime_value(out["margin_per_customer"], recent_retention, discount_per_step)

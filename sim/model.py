@@ -9,6 +9,7 @@ ledger and measures are computed from state at the end of the step.
 from __future__ import annotations
 
 import copy
+from dataclasses import fields
 
 import mesa
 import numpy as np
@@ -18,8 +19,8 @@ from sim.engine import Context, Params
 from sim.ledger import Ledger
 from sim.measures import CHURN_REASONS, Metrics, StepFlows, compute
 from sim.network import build_network
-from sim.offers import build_offers
-from sim.population import PROSPECT, Customer, Population, create_population
+from sim.offers import build_offers, rewards_running
+from sim.population import PROSPECT, Customer, Population, allocate, create_population
 from sim.rules import DAYS_PER_YEAR, StepRates, stream_key
 from sim.scenario import Firm, Scenario, set_key_path
 
@@ -107,14 +108,20 @@ class LoyaltyModel(mesa.Model):
         self.population: Population = create_population(scenario, self.rng)
         self.network = build_network(self.population.segment, market.network.mean_degree, market.network.rewiring, self.rng)
         self._pop = self.population.state()  # the same arrays, as the kernels take them
-        self._heard = np.zeros(self.population.size, dtype=np.float32)  # scratch of the word-of-mouth kernel
-        self._choice = np.full(self.population.size, engine.STAY, dtype=np.int8)  # what each person does in a step
-        self._reason = np.zeros(self.population.size, dtype=np.int8)  # why a leaver leaves
-        self._margin = np.zeros(self.population.size, dtype=np.float32)  # each customer's margin of a step
+        n, slot = self.population.size, len(fields(Population))  # scratch arrays go in the next memory slots (see allocate)
+        self._heard = allocate(n, np.float32, slot)  # scratch of the word-of-mouth kernel
+        self._heard[:] = 0.0
+        self._choice = allocate(n, np.int8, slot + 1)  # what each person does in a step
+        self._choice[:] = engine.STAY
+        self._reason = allocate(n, np.int8, slot + 2)  # why a leaver leaves
+        self._reason[:] = 0
+        self._margin = allocate(n, np.float32, slot + 3)  # each customer's margin of a step
+        self._margin[:] = 0.0
         self._segment_entry = np.array([s.category_entry_per_year for s in scenario.segments])
         self._segment_exit = np.array([s.category_exit_per_year for s in scenario.segments])
         self.ledger = Ledger(self.n_steps, len(self.firm_names), self.rates.step_years, market.discount_rate)
         self.metrics = Metrics(self.n_steps, len(self.firm_names))
+        self._offers_key = None  # what the offers in force were built from (see _publish_offers)
         self._publish_offers(0)
         self._initialise_customers()
         self._record(0, StepFlows.empty(len(self.firm_names)))
@@ -147,8 +154,7 @@ class LoyaltyModel(mesa.Model):
         pop, off, ctx, par = self._pop, self._off, self._ctx, self._par
         key = stream_key(self.seed, t)
         choice = self._choice
-        engine.acquire(pop, off, ctx, par, key, choice, flows.acquired_prospects)  # 2. prospects enter and choose
-        engine.start(pop, off, ctx, par, choice)
+        engine.acquire(pop, off, ctx, par, key, choice, flows.acquired_prospects)  # 2. prospects enter, choose and join
         money = np.zeros((engine.MONEY_ROWS, n_firms))
         engine.consume(pop, off, ctx, par, key, money, self._margin)  # 3-6. purchases, experience, rewards, community
         engine.word_of_mouth(pop, off, par, key, self.network.ties, self._heard, flows.word_of_mouth_positive, flows.word_of_mouth_negative)  # 7.
@@ -156,8 +162,7 @@ class LoyaltyModel(mesa.Model):
         if self.retention_floor is not None:
             self._hold_back(flows)
         churn = np.zeros((len(CHURN_REASONS), n_firms))
-        engine.settle(pop, choice, self._reason, self._margin, churn, flows.lost_to_rivals, flows.won_from_rivals)
-        engine.start(pop, off, ctx, par, choice)  # movers join their new firm
+        engine.settle(pop, off, ctx, par, choice, self._reason, self._margin, churn, flows.lost_to_rivals, flows.won_from_rivals)  # movers join their new firm
         engine.decide(pop, off, ctx, par, key, choice, self._reason, False)
         engine.age(pop.firm, pop.tenure, pop.value_to_date, self._margin)
         for k, reason in enumerate(CHURN_REASONS):
@@ -189,11 +194,27 @@ class LoyaltyModel(mesa.Model):
             engine.orphan(self._pop, self.offers.active, flows.churn["firm_closed"])
 
     def _publish_offers(self, t: int) -> None:
-        """Firms publish their offers; the step's derived terms follow (typical values last)."""
+        """Firms publish their offers; the step's derived terms follow (typical values last).
+
+        Offers change only with timeline events and when a rewards programme starts or ends,
+        so they are rebuilt only then; what firms' profit sharing promises and what their
+        advertising describes are brought up to date every step."""
+        key = (id(self.config), tuple(rewards_running(firm, t) for firm in self.config.firms.values()))
+        if key != self._offers_key:
+            self._offers_key = key
+            self._build_offers(t)
+        o, ctx = self.offers, self._ctx
+        profit_share_rate = np.array([a.profit_share_rate for a in self.firm_agents]) * (o.profit_share > 0)
+        ctx.profit_share_rate[:] = profit_share_rate
+        ctx.entry_rate[:] = self._entry_reward_rate + profit_share_rate
+        self._set_typical_values()
+
+    def _build_offers(self, t: int) -> None:
+        """The offers in force from step ``t``, and the terms derived from them alone."""
         o = self.offers = build_offers(self.config, t, self.reference_price)
         b = self.config.behaviour
         self._available = np.ascontiguousarray(o.serves & o.active)  # (S, F)
-        profit_share_rate = np.array([a.profit_share_rate for a in self.firm_agents]) * (o.profit_share > 0)
+        self._entry_reward_rate = o.entry_reward_rate
         curve_x, curve_p = rules.search_curve(b)
         self._off = o.arrays()
         self._par = Params.of(self.config, self.rates)
@@ -201,8 +222,8 @@ class LoyaltyModel(mesa.Model):
             typical=np.zeros(o.size),
             promised=np.zeros(o.size),
             promise_term=b.expectation.promise_credibility * o.log_promise,
-            entry_rate=o.entry_reward_rate + profit_share_rate,
-            profit_share_rate=profit_share_rate,
+            entry_rate=np.zeros(o.size),
+            profit_share_rate=np.zeros(o.size),
             points_keep=np.exp(-self.step_days / o.expiry_days),
             segment_terms=rules.segment_value_terms(list(self.config.segments), o),
             available=self._available,
@@ -212,7 +233,6 @@ class LoyaltyModel(mesa.Model):
             curve_p=curve_p,
             discount=np.exp(-np.arange(2 * self.n_steps + 2) * self._par.log_discount),
         )
-        self._set_typical_values()
 
     def _set_typical_values(self) -> None:
         """What each firm's advertising describes (the value of its offer to its typical

@@ -121,6 +121,12 @@ def _pad(rows: list[list[float]], fill: float, first: float) -> np.ndarray:
     return out
 
 
+def rewards_running(firm: Firm, step: int) -> bool:
+    """Whether the firm's rewards programme runs at ``step``."""
+    r = firm.rewards
+    return r.enabled and r.start_step <= step and (r.end_step is None or step < r.end_step)
+
+
 def build_offers(scenario: Scenario, step: int, reference_price: float) -> Offers:
     """The offers of all firms at ``step`` under ``scenario`` (the timeline already applied)."""
     firms: list[Firm] = list(scenario.firms.values())
@@ -130,9 +136,7 @@ def build_offers(scenario: Scenario, step: int, reference_price: float) -> Offer
     def arr(get) -> np.ndarray:
         return np.array([get(f) for f in firms], dtype=np.float64)
 
-    rewards_on = np.array(
-        [f.rewards.enabled and f.rewards.start_step <= step and (f.rewards.end_step is None or step < f.rewards.end_step) for f in firms]
-    )
+    rewards_on = np.array([rewards_running(f, step) for f in firms])
     serves = np.array([[f.serves is None or s in f.serves for f in firms] for s in seg_names], dtype=bool).reshape(len(seg_names), len(firms))
     price = arr(lambda f: f.price.list * (1 - f.price.discount))
     coalition = arr(lambda f: f.rewards.coalition.value_multiplier if f.rewards.coalition.enabled else 1.0)

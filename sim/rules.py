@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from sim import fastmath
 from sim.scenario import Behaviour, Segment
 
 F32 = np.float32
@@ -115,6 +116,13 @@ def normal(key, i, slot) -> float:
 
 
 @jit
+def normal_each(key, first, slot, out, n):
+    """out[k] = :func:`normal` (key, first + k, slot) for k < n (a loop that vectorises)."""
+    for k in range(n):
+        out[k] = normal(key, first + k, slot)
+
+
+@jit
 def normal_quantile(p) -> float:
     """The inverse of the standard normal distribution function at p in (0, 1) (Wichura's
     algorithm AS241, accurate to about 1e-16). Most draws (85%) need no logarithm; the tails
@@ -129,7 +137,7 @@ def normal_quantile(p) -> float:
                    + 2.1213794301586595867e+4) * r + 5.3941960214247511077e+3) * r + 6.8718700749205790830e+2) * r
                 + 4.2313330701600911252e+1) * r + 1.0)
         return num / den
-    r = math.sqrt(-math.log(p if q <= 0.0 else 1.0 - p))
+    r = math.sqrt(-fastmath.log(p if q <= 0.0 else 1.0 - p))
     if r <= 5.0:
         r -= 1.6
         num = (((((((7.74545014278341407640e-4 * r + 2.27238449892691845833e-2) * r + 2.41780725177450611770e-1) * r
@@ -152,20 +160,24 @@ def normal_quantile(p) -> float:
 
 @jit
 def poisson(rate: float, key, i, slot, limit=-1.0) -> int:
-    """A Poisson(``rate``) count: by multiplying uniforms (slots ``slot``, ``slot + 1``, ...) for
-    rates up to 30, by the rounded normal approximation above. A caller that draws many counts
-    at one rate passes ``limit = exp(-rate)``, computed once."""
+    """A Poisson(``rate``) count: for rates up to 30, the distribution function inverted at the
+    uniform of ``slot`` (the smallest k whose cumulative probability reaches it); above, the
+    rounded normal approximation. A caller that draws many counts at one rate passes
+    ``limit = exp(-rate)`` (the chance of none), computed once."""
     if rate <= 0.0:
         return 0
     if rate > 30.0:
         return max(0, int(round(rate + math.sqrt(rate) * normal(key, i, slot))))
     if limit < 0.0:
         limit = math.exp(-rate)
+    u = uniform(key, i, slot)
+    most = rate + 40.0 * math.sqrt(rate) + 40.0  # beyond this the remaining probability is below 1e-300
     k = 0
-    product = uniform(key, i, slot)
-    while product > limit:
+    p = cumulative = limit
+    while u > cumulative and k < most:
         k += 1
-        product *= uniform(key, i, slot + k)
+        p *= rate / k
+        cumulative += p
     return k
 
 
@@ -190,11 +202,11 @@ def uniforms(key, n: int, slots: int = 1) -> np.ndarray:
 
 @jit
 def squash(x) -> float:
-    """tanh(x), computed as (e^2x - 1) / (e^2x + 1): one exponential, about three times as fast
-    as the library's tanh, and within 3e-16 of it (|x| beyond 20 gives +-1, as tanh does in
-    double precision; tests/test_rules.py checks both)."""
+    """tanh(x), computed as (e^2x - 1) / (e^2x + 1): one exponential (:func:`sim.fastmath.exp`,
+    which vectorises), and within 3e-16 of the library's tanh (|x| beyond 20 gives +-1, as
+    tanh does in double precision; tests/test_rules.py checks both)."""
     x = min(max(x, -20.0), 20.0)
-    e = math.exp(2.0 * x)
+    e = fastmath.exp(2.0 * x)
     return (e - 1.0) / (e + 1.0)
 
 
@@ -346,30 +358,49 @@ def update_attachment(attachment, trust, community_drive, behaviour: Behaviour, 
 
 
 @jit
-def search_chance(satisfaction_avg, inertia, curve_x, curve_p, step_years):
-    """Chance of re-evaluating the current firm in a step.
-
-    The non-linear satisfaction-loyalty curve gives a yearly search probability from the
-    running satisfaction (steep for the dissatisfied, flat in the middle zone, near zero
-    for the delighted; linear between its points, flat beyond its ends); it is converted
-    to one step and damped by the customer's inertia.
-    """
+def search_yearly(satisfaction_avg, curve_x, curve_p):
+    """The yearly search probability the non-linear satisfaction-loyalty curve gives the
+    running satisfaction: steep for the dissatisfied, flat in the middle zone, near zero for
+    the delighted; linear between its points, flat beyond its ends."""
     n = curve_x.size
     if satisfaction_avg <= curve_x[0]:
-        yearly = curve_p[0]
-    elif satisfaction_avg >= curve_x[n - 1]:
-        yearly = curve_p[n - 1]
-    else:
-        k = 1
-        while curve_x[k] < satisfaction_avg:
-            k += 1
-        x0, x1 = curve_x[k - 1], curve_x[k]
-        yearly = curve_p[k - 1] + (curve_p[k] - curve_p[k - 1]) * (satisfaction_avg - x0) / (x1 - x0) if x1 > x0 else curve_p[k]
-    # in single precision (the library's powf is about three times as fast as pow); the chance
-    # is compared with a uniform draw, and its relative rounding error (1e-5 at monthly steps)
-    # is far below anything a run can resolve
-    per = 1.0 - float(np.float32(1.0 - yearly) ** np.float32(step_years))
-    return per * (1.0 - inertia)
+        return curve_p[0]
+    if satisfaction_avg >= curve_x[n - 1]:
+        return curve_p[n - 1]
+    k = 1
+    while curve_x[k] < satisfaction_avg:
+        k += 1
+    x0, x1 = curve_x[k - 1], curve_x[k]
+    return curve_p[k - 1] + (curve_p[k] - curve_p[k - 1]) * (satisfaction_avg - x0) / (x1 - x0) if x1 > x0 else curve_p[k]
+
+
+@fastmath.composed
+def per_step_of_yearly(yearly, step_years):
+    """The chance within one step of something that happens within a year with probability ``yearly``."""
+    return 1.0 - fastmath.power(1.0 - yearly, step_years)
+
+
+@jit
+def per_step_of_yearly_each(yearly, n, step_years):
+    """:func:`per_step_of_yearly` of ``yearly[:n]``, in place (a loop that vectorises)."""
+    for k in range(n):
+        yearly[k] = per_step_of_yearly(yearly[k], step_years)
+
+
+@jit
+def squash_each(x, out, n):
+    """out[k] = :func:`squash` (x[k]) for k < n (a loop that vectorises)."""
+    for k in range(n):
+        out[k] = squash(x[k])
+
+
+@jit
+def search_chance(satisfaction_avg, inertia, curve_x, curve_p, step_years):
+    """Chance of re-evaluating the current firm in a step: the curve's yearly search
+    probability (:func:`search_yearly`) converted to one step and damped by the customer's
+    inertia. (The stay-or-switch kernel computes the same in two passes, so that the
+    powers of a block of customers are taken together.)"""
+    return per_step_of_yearly(search_yearly(satisfaction_avg, curve_x, curve_p), step_years) * (1.0 - inertia)
 
 
 @jit
@@ -407,9 +438,9 @@ def logit(utility, outside, scale, out):
             top = utility[f]
     total = 0.0
     for f in range(n):
-        out[f] = math.exp((utility[f] - top) / scale) if utility[f] > -np.inf else 0.0
+        out[f] = fastmath.exp((utility[f] - top) / scale)  # 0 at -inf
         total += out[f]
-    out[n] = math.exp((outside - top) / scale)
+    out[n] = fastmath.exp((outside - top) / scale)
     total += out[n]
     for f in range(n + 1):
         out[f] /= total
@@ -462,20 +493,25 @@ def draw_choice(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarr
 # --------------------------------------------------------------------------- word of mouth (s.7) and NPS (s.9)
 
 
-#: z at which 10 * logistic(z) reaches k - 0.5, for k = 1..10: a score is how many of them z reaches.
-SCORE_STEPS = np.log((np.arange(1, 11) - 0.5) / (10.5 - np.arange(1, 11)))
+@fastmath.composed
+def recommend_at(satisfaction_avg, trust, attachment, satisfaction_weight, trust_weight, attachment_weight, offset):
+    """:func:`recommend` inside compiled code (it vectorises)."""
+    z = satisfaction_weight * fastmath.log(max(satisfaction_avg, 1e-6)) + trust_weight * (trust - 0.5) + attachment_weight * attachment + offset
+    return int(np.floor(10.0 / (1.0 + fastmath.exp(-z)) + 0.5))
 
 
 @ufunc("int64(float64, float64, float64, float64, float64, float64, float64)")
 def recommend(satisfaction_avg, trust, attachment, satisfaction_weight, trust_weight, attachment_weight, offset):
     """Likelihood to recommend, 0-10: 10 * logistic(w_c log c + w_t (trust - 0.5) + w_a attachment + offset),
-    rounded (halves up). Computed by comparing z with the points where the rounded value steps
-    (``SCORE_STEPS``), which needs no exponential."""
-    z = satisfaction_weight * math.log(max(satisfaction_avg, 1e-6)) + trust_weight * (trust - 0.5) + attachment_weight * attachment + offset
-    score = 0
-    for k in range(10):
-        score += z >= SCORE_STEPS[k]
-    return score
+    rounded (halves up)."""
+    return recommend_at(satisfaction_avg, trust, attachment, satisfaction_weight, trust_weight, attachment_weight, offset)
+
+
+@jit
+def recommend_each(satisfaction_avg, trust, attachment, satisfaction_weight, trust_weight, attachment_weight, offset, out, n):
+    """out[k] = :func:`recommend` of person k for k < n (a loop that vectorises)."""
+    for k in range(n):
+        out[k] = recommend_at(satisfaction_avg[k], trust[k], attachment[k], satisfaction_weight, trust_weight, attachment_weight, offset)
 
 
 def recommend_score(satisfaction_avg, trust, attachment, behaviour: Behaviour) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import numpy as np
@@ -327,6 +328,20 @@ def test_poisson_draws_have_the_rate_as_mean_and_variance(rate):
     tolerance = 4 * np.sqrt(rate / k.size)
     assert k.mean() == pytest.approx(rate, abs=tolerance)
     assert k.var() == pytest.approx(rate, rel=0.05)
+
+
+@pytest.mark.parametrize("rate", [0.4, 1.7, 12.0])
+def test_poisson_counts_follow_the_poisson_distribution(rate):
+    """Each count is the distribution function inverted at its uniform: the frequencies of the
+    counts match the Poisson probabilities, the tail included."""
+    n = 60_000
+    k = _poissons(rate, rules.stream_key(5, 3), n)
+    top = int(rate + 4 * np.sqrt(rate)) + 2
+    pmf = np.array([math.exp(-rate) * rate**j / math.factorial(j) for j in range(top)])
+    expected = np.append(pmf, 1.0 - pmf.sum()) * n
+    observed = np.bincount(np.minimum(k, top), minlength=top + 1)
+    sd = np.sqrt(expected * (1 - expected / n))
+    assert np.all(np.abs(observed - expected) <= 4.5 * sd + 1)
 
 
 # --------------------------------------------------------------------------- perceived value and purchases
