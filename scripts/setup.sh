@@ -40,3 +40,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".${extra:+[$extra]}"
     touch "$stamp"
 fi
+
+# Compile the engine's kernels once per version of the package's source (numba caches them on
+# disk, in a folder named after the source: see sim/__init__.py), so that the first real run
+# does not stall without a word.
+cache=$("$venv/bin/python" -c 'import os, sim; print(os.environ.get("NUMBA_CACHE_DIR", ""))')
+if [ -n "$cache" ] && [ -d "$cache" ] && [ -z "$(ls -A "$cache")" ]; then
+    echo "setup: compiling the simulation engine (once per version of the code, about a minute)"
+    "$venv/bin/python" -c 'from sim.api import load_scenario, run; run(load_scenario("scenarios/starter.yaml", {"market.population": 500, "market.steps": 3}))'
+fi
