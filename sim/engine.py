@@ -224,6 +224,18 @@ def decompose(price_sensitivity, tolerance, log_price_own, log_price_other, rewa
 
 
 @inline
+def own_value(pop, off, ctx, par, i, f):
+    """Log value of its firm ``f``'s offer to customer ``i``, with what its tenure adds."""
+    return offer_value(
+        pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+        off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[pop.segment[i], f],
+    ) + tenure_value(
+        pop.tenure[i] * par.step_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
+        off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
+    )
+
+
+@inline
 def end_relationship(pop, i):
     """Person ``i`` stops buying from its firm and becomes a prospect."""
     pop.firm[i] = -1
@@ -418,13 +430,7 @@ def consume(pop, off, ctx, par, key, money, margin):
                 off.availability[f], off.failure_rate[f], off.recovery_rate[f], par.noise, off.log_failure_penalty[f], off.log_recovery_boost[f],
             )
             outcome[k] = BOUGHT * bought + FAILED * failed + RECOVERED * recovered
-            perceived[k] = offer_value(
-                pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-                off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[pop.segment[i], f],
-            ) + tenure_value(
-                pop.tenure[i] * par.step_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
-                off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
-            ) + shock[k]
+            perceived[k] = own_value(pop, off, ctx, par, i, f) + shock[k]
         fastmath.exp_each(perceived, m)
         for k in range(m):
             i = b0 + k
@@ -658,13 +664,7 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
                     + par.word_of_mouth_weight * heard[k * n_firms + g] - cost
                 )
                 u[g] = value if ctx.available[seg, g] else NEG_INF
-            own = offer_value(
-                pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-                off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
-            ) + tenure_value(
-                tenure_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
-                off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
-            )
+            own = own_value(pop, off, ctx, par, i, f)
             stay[k] = (
                 own + pop.experience[i] + pop.reward_sensitivity[i] * rate
                 + par.trust_weight * pop.trust[i] + par.attachment_weight * pop.attachment[i]
@@ -813,13 +813,7 @@ def own_values(pop, off, ctx, par, idx):
     for k in range(idx.size):
         i = idx[k]
         f = pop.firm[i]
-        own[k] = offer_value(
-            pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-            off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[pop.segment[i], f],
-        ) + tenure_value(
-            pop.tenure[i] * par.step_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
-            off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
-        )
+        own[k] = own_value(pop, off, ctx, par, i, f)
         promise[k] = pop.expectation_level[i] * ctx.promised[f]
     return own, promise
 
