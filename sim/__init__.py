@@ -41,12 +41,14 @@ def _cache_compiled_code_by_source() -> None:
     for changes, while the kernels of ``sim.engine`` inline rules from ``sim.rules`` and
     ``sim.fastmath``: after a change to a rule, the cached kernels would silently run the old
     rule. So the cache lives in a folder named after a hash of every source file of the
-    package (under ``$XDG_CACHE_HOME/loyalty-sim``, else ``~/.cache/loyalty-sim``); the four
-    most recently used folders are kept. A ``NUMBA_CACHE_DIR`` set by the user wins."""
+    package and of its location (under ``$XDG_CACHE_HOME/loyalty-sim``, else
+    ``~/.cache/loyalty-sim``); the four most recently used folders are kept. A
+    ``NUMBA_CACHE_DIR`` set by the user wins."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256(str(here).encode())  # each checkout its own folder (numba keys its index by file times)
+    for path in sorted(here.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loyalty-sim"
     folder = root / digest.hexdigest()[:16]
