@@ -116,13 +116,6 @@ def power(x, y):
     return exp(y * log(x))
 
 
-@composed
-def tanh(x):
-    """tanh x = (e^2x - 1) / (e^2x + 1) (within 3e-16; +-1 beyond |x| = 20)."""
-    e = exp(2.0 * min(max(x, -20.0), 20.0))
-    return (e - 1.0) / (e + 1.0)
-
-
 # Loops over a block of numbers. A kernel calls these rather than looping itself: in a small
 # function of its own the loop is sure to be inlined and vectorised, which a loop inside a
 # large kernel is not.

@@ -207,9 +207,7 @@ def create_population(scenario: Scenario, rng: np.random.Generator) -> Populatio
     slots = {f.name: k for k, f in enumerate(fields(Population))}
 
     def array(name: str, fill, dtype=F32, shape: tuple[int, ...] = (n,)) -> np.ndarray:
-        out = allocate(shape, dtype, slots[name])
-        out[...] = fill
-        return out
+        return allocate(shape, dtype, slots[name], fill)
 
     # people are numbered segment by segment: people of a segment are alike in distribution, so
     # the numbering carries no information, and the social network's ring (laid out in this
@@ -243,8 +241,8 @@ def create_population(scenario: Scenario, rng: np.random.Generator) -> Populatio
 SPREAD_BYTES = 7 * 64
 
 
-def allocate(shape: tuple[int, ...] | int, dtype, slot: int) -> np.ndarray:
-    """An uninitialised array that starts ``slot`` * 448 bytes (modulo 4096) into a memory page.
+def allocate(shape: tuple[int, ...] | int, dtype, slot: int, fill) -> np.ndarray:
+    """An array filled with ``fill`` that starts ``slot`` * 448 bytes (modulo 4096) into a memory page.
 
     Large arrays are otherwise allocated at the start of a page, so the same person's entries
     in two arrays would share their address modulo 4096. The processor then takes a store to
@@ -256,4 +254,6 @@ def allocate(shape: tuple[int, ...] | int, dtype, slot: int) -> np.ndarray:
     size = int(np.prod(shape))
     buffer = np.empty(size * dtype.itemsize + 2 * 4096, dtype=np.uint8)
     start = -buffer.ctypes.data % 4096 + slot * SPREAD_BYTES % 4096
-    return np.frombuffer(buffer, dtype=dtype, count=size, offset=start).reshape(shape)
+    out = np.frombuffer(buffer, dtype=dtype, count=size, offset=start).reshape(shape)
+    out[...] = fill
+    return out

@@ -67,12 +67,12 @@ def test_the_step_chance_of_a_yearly_probability_composes_to_the_year():
 
 
 def test_arrays_of_state_start_at_different_places_in_a_memory_page():
-    arrays = [allocate(100_000, np.float32, slot) for slot in range(30)]
+    arrays = [allocate(100_000, np.float32, slot, 0.0) for slot in range(30)]
     offsets = [a.ctypes.data % 4096 for a in arrays]
     assert offsets == [slot * SPREAD_BYTES % 4096 for slot in range(30)]
     assert len(set(offsets)) == 30 and all(o % 64 == 0 for o in offsets)
-    buzz = allocate((1_000, 3), np.float32, 5)
-    assert buzz.shape == (1_000, 3) and buzz.flags.c_contiguous and buzz.flags.writeable
+    buzz = allocate((1_000, 3), np.float32, 5, 1.5)
+    assert buzz.shape == (1_000, 3) and buzz.flags.c_contiguous and buzz.flags.writeable and np.all(buzz == 1.5)
 
 
 def test_a_model_places_its_arrays_apart(tmp_path):
