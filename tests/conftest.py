@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sim import rules
 from sim.api import scenario_from_dict
 from sim.model import LoyaltyModel
 from sim.scenario import Scenario, set_key_path
@@ -114,6 +115,15 @@ def paired(make: Callable[[Any], Scenario], levels: tuple[Any, ...], seeds: Iter
     """Common random numbers: for each seed, ``measure`` (of the metrics frame) of the scenario
     ``make(level)`` at each level, all run with that seed. Returns an array (n_seeds, n_levels)."""
     return np.array([[measure(metrics_of(make(level), seed)) for level in levels] for seed in seeds])
+
+
+@rules.jit
+def each(function, x: np.ndarray) -> np.ndarray:
+    """A compiled rule (one number in, one out) applied to every element of ``x``, in compiled code."""
+    out = np.empty(x.size)
+    for k in range(x.size):
+        out[k] = function(x[k])
+    return out
 
 
 def write_yaml(folder: Path, name: str, text: str) -> Path:
