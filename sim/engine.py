@@ -33,7 +33,9 @@ from sim.rules import (
     expectation_next,
     jit,
     logit,
+    logit_exponents,
     normal_each,
+    normalise,
     offer_value,
     per_step_of_yearly_each,
     pick,
@@ -672,12 +674,8 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
             )
             u[f] = stay[k] if off.active[f] else NEG_INF
             u[n_firms] = par.outside_value - cost
-            # the logit's weights, exp((u - top) / scale), are taken below for the whole block
-            top = u[n_firms]
-            for g in range(n_firms):
-                top = max(top, u[g])
-            for g in range(width):
-                weight[k * width + g] = (u[g] - top) / par.scale
+            # the logit's weights: exponents here, their exponentials below for the whole block
+            logit_exponents(u[:n_firms], u[n_firms], par.scale, weight[k * width:(k + 1) * width])
             search[k] = search_yearly(pop.satisfaction_avg[i], ctx.curve_x, ctx.curve_p)
             news = pop.buzz[i, f]
             bad_news[k] = par.referral_rate * news * par.step_years if news < 0 else 0.0  # minus the rate times a step
@@ -692,11 +690,7 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
             f = pop.firm[i]
             seg = pop.segment[i]
             u = utility[k * width:(k + 1) * width]
-            total = 0.0
-            for g in range(width):
-                total += weight[k * width + g]
-            for g in range(width):
-                probabilities[g] = weight[k * width + g] / total
+            normalise(weight[k * width:(k + 1) * width], probabilities)
             cost = switching[k]
             exit_p = ctx.exit_chance[seg]
             if off.active[f]:

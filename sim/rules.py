@@ -29,6 +29,9 @@ DAYS_PER_YEAR = 365.0
 #: Arithmetic follows NumPy's error model (a division by zero gives inf, it does not raise):
 #: the checks would cost more than the rules, and the rules never divide by zero.
 jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
+#: The same, for small rules that kernels call once per customer: inlined by Numba itself (the
+#: compiler would not inline them into a large kernel, and a call per customer costs).
+inlined = numba.njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 
 
 def ufunc(signature: str):
@@ -430,20 +433,35 @@ def logit(utility, outside, scale, out):
 
     ``utility`` has one entry per firm, -inf for firms the person cannot buy from;
     ``outside`` is the utility of buying from no firm; ``out`` gets one more entry than
-    ``utility``, the outside option last."""
+    ``utility``, the outside option last. (The stay-or-switch kernel calls the two halves
+    itself, to take the exponentials of a block of customers at once.)"""
+    logit_exponents(utility, outside, scale, out)
+    for f in range(out.size):
+        out[f] = fastmath.exp(out[f])  # 0 at -inf
+    normalise(out, out)
+
+
+@inlined
+def logit_exponents(utility, outside, scale, out):
+    """The logit's exponents (U - the largest U) / scale of each firm and of the outside option (last)."""
     n = utility.size
     top = outside
     for f in range(n):
         if utility[f] > top:
             top = utility[f]
-    total = 0.0
     for f in range(n):
-        out[f] = fastmath.exp((utility[f] - top) / scale)  # 0 at -inf
-        total += out[f]
-    out[n] = fastmath.exp((outside - top) / scale)
-    total += out[n]
-    for f in range(n + 1):
-        out[f] /= total
+        out[f] = (utility[f] - top) / scale
+    out[n] = (outside - top) / scale
+
+
+@inlined
+def normalise(weights, out):
+    """out = weights / their sum (out may be weights)."""
+    total = 0.0
+    for f in range(weights.size):
+        total += weights[f]
+    for f in range(weights.size):
+        out[f] = weights[f] / total
 
 
 @jit
