@@ -1,12 +1,13 @@
 """Performance benchmark: the array engine against an idiomatic Mesa baseline.
 
     .venv/bin/python benchmarks/bench.py [--sizes 10000,100000,1000000]
-        [--baseline-sizes 10000,100000] [--steps 120] [--quick]
+        [--baseline-sizes 10000,100000] [--threads 1,2] [--steps 120] [--quick]
 
 Runs the reference market (``benchmarks/reference.yaml``) with the engine
-(``sim.model.LoyaltyModel``) at each of ``--sizes`` customers and with the
-one-agent-per-customer Mesa implementation (``benchmarks/mesa_baseline.py``) at each
-of ``--baseline-sizes``, side by side in one invocation. Every run is a fresh
+(``sim.model.LoyaltyModel``) at each of ``--sizes`` customers, once on each number of
+``--threads`` (default: one, and every available core), and with the
+one-agent-per-customer Mesa implementation (``benchmarks/mesa_baseline.py``, one core
+whatever the machine) at each of ``--baseline-sizes``, side by side in one invocation. Every run is a fresh
 subprocess, so its peak memory is its own. Prints one table (see
 ``benchmarks/README.md`` for what each column means) and writes it as CSV to
 ``results/benchmarks/<timestamp>.csv``.
@@ -41,6 +42,7 @@ BASELINE_RATE_GUESS = 25_000.0
 
 COLUMNS = (
     ("implementation", "implementation", "{}"),
+    ("threads", "threads", "{}"),
     ("customers", "customers", "{:,}"),
     ("steps", "steps", "{}"),
     ("build_s", "build s", "{:.2f}"),
@@ -79,9 +81,9 @@ def timed_method(cls: type, name: str, clock: dict) -> None:
     setattr(cls, name, timed)
 
 
-def timed_run(model_class: type, measures: str, size: int, steps: int, seed: int, warm_population: int):
-    """Load, build and run the reference market with ``model_class``, the method ``measures``
-    (the measures of a step) timed; returns the model and the figures so far.
+def timed_run(model_class: type, measures: str, size: int, steps: int, seed: int, warm_population: int, **options):
+    """Load, build and run the reference market with ``model_class(scenario, **options)``, the
+    method ``measures`` (the measures of a step) timed; returns the model and the figures so far.
 
     A small market is run first, so the compiled code (the engine's kernels, and the package's
     helpers the baseline uses to build its firms' offers) is loaded, from the on-disk cache or
@@ -90,7 +92,7 @@ def timed_run(model_class: type, measures: str, size: int, steps: int, seed: int
     from sim.api import load_scenario
 
     warm = time.perf_counter()
-    model_class(load_scenario(SCENARIO, {"market.population": warm_population, "market.steps": 2})).run()
+    model_class(load_scenario(SCENARIO, {"market.population": warm_population, "market.steps": 2}), **options).run()
     warmup_s = time.perf_counter() - warm
     rss_start = peak_rss_bytes()
     clock = {"seconds": 0.0, "calls": 0}
@@ -98,7 +100,7 @@ def timed_run(model_class: type, measures: str, size: int, steps: int, seed: int
     start = time.perf_counter()
     scenario = load_scenario(SCENARIO, {"market.population": size, "market.steps": steps, "market.seed": seed})
     loaded = time.perf_counter()
-    model = model_class(scenario)
+    model = model_class(scenario, **options)
     built = time.perf_counter()
     clock.update(seconds=0.0, calls=0)  # count the measures of the steps only
     model.run()
@@ -116,11 +118,11 @@ def timed_run(model_class: type, measures: str, size: int, steps: int, seed: int
     }
 
 
-def engine_child(size: int, steps: int, seed: int) -> dict:
+def engine_child(size: int, steps: int, seed: int, threads: int) -> dict:
     from sim.model import LoyaltyModel
     from sim.results import write_run
 
-    model, figures = timed_run(LoyaltyModel, "_record", size, steps, seed, warm_population=200)
+    model, figures = timed_run(LoyaltyModel, "_record", size, steps, seed, warm_population=200, threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
         write_start = time.perf_counter()
         write_run(model, tmp, charts=False)
@@ -132,6 +134,7 @@ def engine_child(size: int, steps: int, seed: int) -> dict:
         "end_to_end_s": written - start,
         "state_bytes": model.nbytes,
         "rss_peak": peak_rss_bytes(),
+        "threads": model._split.threads,
     }
 
 
@@ -178,14 +181,15 @@ def baseline_child(size: int, steps_run: int, seed: int) -> dict:
         "end_to_end_s": framed - start,
         "state_bytes": agent_state_bytes(list(model.agents_by_type[Customer])) * size,
         "rss_peak": peak_rss_bytes(),
+        "threads": 1,
     }
 
 
-def run_child(implementation: str, size: int, steps: int, steps_run: int, seed: int) -> dict:
+def run_child(implementation: str, size: int, steps: int, steps_run: int, seed: int, threads: int = 1) -> dict:
     """Run one measurement in a fresh Python process and return its figures."""
     command = [
         sys.executable, str(Path(__file__).resolve()), "--child", implementation,
-        "--size", str(size), "--steps", str(steps), "--steps-run", str(steps_run), "--seed", str(seed),
+        "--size", str(size), "--steps", str(steps), "--steps-run", str(steps_run), "--seed", str(seed), "--thread-count", str(threads),
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
@@ -205,6 +209,7 @@ def table_row(implementation: str, size: int, steps: int, figures: dict) -> dict
     measures_s = figures["measures_s"] * scale
     return {
         "implementation": implementation,
+        "threads": figures["threads"],
         "customers": size,
         "steps": steps,
         "steps_run": steps_run,
@@ -223,7 +228,7 @@ def table_row(implementation: str, size: int, steps: int, figures: dict) -> dict
 
 
 def add_ratios(rows: list[dict]) -> None:
-    """Engine customer-steps per second over the baseline's at the same size, on the engine row."""
+    """Engine customer-steps per second over the baseline's at the same size, on each engine row."""
     baseline = {r["customers"]: r["customer_steps_per_s"] for r in rows if r["implementation"] == "mesa-baseline"}
     for row in rows:
         if row["implementation"] == "engine" and row["customers"] in baseline:
@@ -280,6 +285,16 @@ def write_csv(rows: list[dict], out_dir: Path, stamp: str) -> Path:
 # --------------------------------------------------------------------------- main
 
 
+def thread_counts(text: str) -> list[int]:
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated thread counts, got '{text}'") from None
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError("thread counts must be at least 1")
+    return values
+
+
 def sizes(text: str) -> list[int]:
     try:
         values = [int(v.replace("_", "")) for v in text.split(",") if v.strip()]
@@ -294,6 +309,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=sizes, default=[10_000, 100_000, 1_000_000], help="engine sizes (customers)")
     parser.add_argument("--baseline-sizes", type=sizes, default=[10_000, 100_000], help="Mesa baseline sizes (customers)")
+    parser.add_argument("--threads", type=thread_counts, default=None, help="engine thread counts (default: 1 and every available core)")
     parser.add_argument("--steps", type=int, default=120, help="steps per run (default 120, ten years of months)")
     parser.add_argument("--baseline-budget", type=float, default=180.0, help="seconds a baseline run may take before it runs fewer steps")
     parser.add_argument("--seed", type=int, default=42)
@@ -301,23 +317,30 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of the CSV (default results/benchmarks)")
     parser.add_argument("--child", choices=["engine", "mesa-baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--thread-count", dest="child_threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--steps-run", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be at least 1")
     if args.quick:
         args.sizes, args.baseline_sizes, args.steps = [2_000, 10_000], [2_000], 12
+    if args.threads is None:
+        from sim.parallel import available_cores
+
+        args.threads = sorted({1, available_cores()})
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.child == "engine":
-        print(json.dumps(engine_child(args.size, args.steps, args.seed)))
+        print(json.dumps(engine_child(args.size, args.steps, args.seed, args.child_threads)))
         return 0
     if args.child == "mesa-baseline":
         print(json.dumps(baseline_child(args.size, args.steps_run, args.seed)))
         return 0
+
+    from sim.parallel import threads_for
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     print(f"benchmark {stamp}: reference market {SCENARIO.relative_to(REPO_ROOT)}, {args.steps} steps, seed {args.seed}")
@@ -325,10 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     baseline_rate = BASELINE_RATE_GUESS
     for size in sorted(set(args.sizes) | set(args.baseline_sizes)):
-        if size in args.sizes:
-            figures = run_child("engine", size, args.steps, args.steps, args.seed)
+        for threads in sorted({threads_for(size, t) for t in args.threads}) if size in args.sizes else ():
+            figures = run_child("engine", size, args.steps, args.steps, args.seed, threads)
             rows.append(table_row("engine", size, args.steps, figures))
-            print(f"  engine        {size:>10,}: run {figures['run_s']:.1f} s", flush=True)
+            print(f"  engine        {size:>10,} on {figures['threads']} thread(s): run {figures['run_s']:.1f} s", flush=True)
         if size in args.baseline_sizes:
             steps_run = args.steps
             predicted = size * args.steps / baseline_rate

@@ -87,14 +87,15 @@ def _timeline_problems(scenario: Scenario, lines: dict, source: str) -> list[Pro
     return problems
 
 
-def run(scenario: Scenario | str | Path, *, seed: int | None = None, progress: Callable[[int], None] | None = None):
-    """Build the model of ``scenario`` (a Scenario or a file path) and run every step; return the model."""
+def run(scenario: Scenario | str | Path, *, seed: int | None = None, progress: Callable[[int], None] | None = None, threads: int | None = None):
+    """Build the model of ``scenario`` (a Scenario or a file path) and run every step; return the model.
+    ``threads``: how many threads share a step (default: every available core; the results do not depend on it)."""
     from sim.model import LoyaltyModel
 
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     check_resources(scenario)
-    return LoyaltyModel(scenario, seed=seed).run(progress)
+    return LoyaltyModel(scenario, seed=seed, threads=threads).run(progress)
 
 
 def check_resources(scenario: Scenario, source: str = "<scenario>") -> None:

@@ -139,6 +139,7 @@ def run(
     charts: ChartsOpt = True,
     quiet: QuietOpt = False,
     resume: ResumeOpt = False,
+    threads: Annotated[int, typer.Option("--threads", min=0, help="Threads that share a step of a single run (0, the default: one per CPU core). The results do not depend on it.")] = 0,
 ) -> None:
     """Run a scenario and write its results folder (tables, summary, charts).
 
@@ -162,7 +163,7 @@ def run(
     from sim.results import write_run
 
     started = time.perf_counter()
-    model = LoyaltyModel(spec, seed=seed)
+    model = LoyaltyModel(spec, seed=seed, threads=threads or None)
     built = time.perf_counter()
     _run_with_progress(model, quiet)
     ran = time.perf_counter()

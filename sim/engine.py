@@ -1,12 +1,15 @@
 """The step kernels: each phase of the schedule as one compiled loop over customers.
 
-A kernel visits every person once, reads the state it needs from the population's
-arrays, applies the rules of :mod:`sim.rules` to that one customer and writes the new
-state back in place; what firms need (money, flows, counts) is summed per firm as it
-goes. Nothing is gathered into temporary arrays, so a step streams through memory a few
-times whatever the size of the market, and the draws come from the counter-based
-generator of :mod:`sim.rules` (one stream key per step), so results do not depend on the
-order of the loop.
+A kernel visits every person of a range ``lo .. hi-1`` once, reads the state it needs
+from the population's arrays, applies the rules of :mod:`sim.rules` to that one customer
+and writes the new state back in place; what firms need (money, flows, counts) is summed
+per firm and per chunk of :data:`sim.parallel.CHUNK` people as it goes. Nothing is
+gathered into temporary arrays, so a step streams through memory a few times whatever
+the size of the market, and the draws come from the counter-based generator of
+:mod:`sim.rules` (one stream key per step), so results do not depend on the order of the
+loop. The ranges of a step run on threads at once (:class:`sim.parallel.Split`): a kernel
+writes only the state of its own range's people, except word of mouth, which is said in
+ranges (:func:`speak`) and heard in one pass (:func:`listen`).
 
 :class:`sim.model.LoyaltyModel` calls the kernels in the order of MODEL.md section 12;
 the arguments are the population's arrays (``pop``, a :class:`sim.population.State`), the
@@ -23,6 +26,7 @@ import numba
 import numpy as np
 
 from sim import fastmath
+from sim.parallel import CHUNK
 from sim.population import HELD
 from sim.rules import (
     DAYS_PER_YEAR,
@@ -256,51 +260,39 @@ def end_relationship(pop, i):
 
 
 @jit
-def typical_values(pop, off, ctx, n_firms):
-    """(F,) log value each firm's offer gives its typical customer (mean over its customers;
-    over the people it can serve while it has none). This is what its advertising describes."""
-    own_sum, own_count = np.zeros(n_firms), np.zeros(n_firms)
-    for i in range(pop.firm.size):
-        f = pop.firm[i]
-        if f >= 0:
-            own_sum[f] += offer_value(
-                pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-                off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[pop.segment[i], f],
-            )
-            own_count[f] += 1
-    servable_sum, servable_count = np.zeros(n_firms), np.zeros(n_firms)
-    if n_firms > 0 and own_count.min() == 0:
-        for i in range(pop.firm.size):
-            seg = pop.segment[i]
-            for f in range(n_firms):
-                if own_count[f] == 0 and ctx.available[seg, f]:
-                    servable_sum[f] += offer_value(
-                        pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-                        off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
-                    )
-                    servable_count[f] += 1
-    out = np.zeros(n_firms)
+def offer_sums(pop, off, ctx, servable, sums, counts, lo, hi):
+    """Sum per chunk (rows of ``sums`` and ``counts``, (chunks, F)) the log value of each firm's
+    offer to the people ``lo .. hi-1`` it concerns: its own customers, or, for the firms
+    flagged in ``servable``, everyone it can serve (see :meth:`sim.model.LoyaltyModel._set_typical_values`)."""
+    n_firms = servable.size
+    own = True
     for f in range(n_firms):
-        if own_count[f] > 0:
-            out[f] = own_sum[f] / own_count[f]
-        elif servable_count[f] > 0:
-            out[f] = servable_sum[f] / servable_count[f]
-    return out
+        own = own and not servable[f]
+    for i in range(lo, hi):
+        c, seg, firm = i // CHUNK, pop.segment[i], pop.firm[i]
+        for f in range(n_firms):
+            if firm == f if own else servable[f] and ctx.available[seg, f]:
+                sums[c, f] += offer_value(
+                    pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+                    off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
+                )
+                counts[c, f] += 1
 
 
 @jit
-def acquire(pop, off, ctx, par, key, choice, acquired):
-    """Prospects start shopping (on their own, through referrals, or reached by marketing)
-    and choose a firm or none; those who chose one join it (:func:`join`). ``choice`` gets the
-    firm each new customer chose (STAY for everyone else); ``acquired`` counts them."""
-    n_firms = acquired.size
-    score = first_score(par)
-    n_segments = ctx.available.shape[0]
-    prospects = np.zeros(n_segments)
-    for i in range(pop.firm.size):
-        if pop.firm[i] < 0:
-            prospects[pop.segment[i]] += 1
-    reach = np.zeros(n_firms)  # chance that a servable prospect is reached by the firm's marketing
+def count_prospects(firm, segment, counts, lo, hi):
+    """Prospects (people without a firm) per chunk and segment: ``counts`` (chunks, S)."""
+    for i in range(lo, hi):
+        if firm[i] < 0:
+            counts[i // CHUNK, segment[i]] += 1
+
+
+@jit
+def marketing_reach(off, ctx, par, prospects):
+    """(F,) chance that a prospect a firm can serve is reached by its marketing this step,
+    given the prospects per segment."""
+    n_firms, n_segments = off.price.size, prospects.size
+    reach = np.zeros(n_firms)
     for f in range(n_firms):
         if off.active[f] and off.marketing_per_year[f] > 0:
             reachable = 0.0
@@ -309,10 +301,21 @@ def acquire(pop, off, ctx, par, key, choice, acquired):
                     reachable += prospects[s]
             if reachable > 0:
                 reach[f] = min(1.0, off.marketing_per_year[f] * par.step_years / off.cost_per_contact[f] / reachable)
+    return reach
+
+
+@jit
+def acquire(pop, off, ctx, par, key, reach, choice, acquired, lo, hi):
+    """Prospects ``lo .. hi-1`` start shopping (on their own, through referrals, or reached by
+    marketing, with the chance ``reach`` of :func:`marketing_reach`) and choose a firm or none;
+    those who chose one join it (:func:`join`). ``choice`` gets the firm each new customer
+    chose (STAY for everyone else); ``acquired`` (chunks, F) counts them."""
+    n_firms = reach.size
+    score = first_score(par)
     aware = np.zeros(n_firms, dtype=np.bool_)
     utility = np.empty(n_firms)
     probabilities = np.empty(n_firms + 1)
-    for i in range(pop.firm.size):
+    for i in range(lo, hi):
         choice[i] = STAY
         if pop.firm[i] >= 0:
             continue
@@ -345,16 +348,16 @@ def acquire(pop, off, ctx, par, key, choice, acquired):
         g = pick(probabilities, uniform(key, i, S_CHOOSE))
         if g < n_firms:
             choice[i] = g
-            acquired[g] += 1
+            acquired[i // CHUNK, g] += 1
             join(pop, off, ctx, par, i, g, score)
 
 
 @jit
-def start(pop, off, ctx, par, choice):
-    """Everyone with a firm in ``choice`` becomes a new customer of it (:func:`join`)."""
+def start(pop, off, ctx, par, choice, lo, hi):
+    """Everyone of ``lo .. hi-1`` with a firm in ``choice`` becomes a new customer of it (:func:`join`)."""
     n_firms = off.price.size
     score = first_score(par)
-    for i in range(pop.firm.size):
+    for i in range(lo, hi):
         f = choice[i]
         if 0 <= f < n_firms:
             join(pop, off, ctx, par, i, f, score)
@@ -399,7 +402,7 @@ def join(pop, off, ctx, par, i, f, score):
 
 
 @jit
-def consume(pop, off, ctx, par, key, money, margin):
+def consume(pop, off, ctx, par, key, money, margin, lo, hi):
     """Purchases, experience, rewards and community for every customer.
 
     Purchases: occasions, units (the basket grows with tenure), money, discounts, costs
@@ -408,16 +411,16 @@ def consume(pop, off, ctx, par, key, money, margin):
     averages. Rewards: points earned, expired and redeemed (every outstanding point is
     honoured when a programme ends), punch-card stamps, annual spend and tiers.
     Community: inclined customers join their firm's club; attachment follows trust and
-    the club's care. ``money`` (MONEY_ROWS, F) gets each firm's revenue and costs, ``margin``
-    each customer's margin, discounted to the start of its relationship (:func:`age` adds it
-    to the value to date of those who stay)."""
-    n = pop.firm.size
+    the club's care; for customers ``lo .. hi-1``. ``money`` (chunks, MONEY_ROWS, F) gets each
+    firm's revenue and costs, ``margin`` each customer's margin, discounted to the start of its
+    relationship (:func:`age` adds it to the value to date of those who stay)."""
     noise = np.zeros(BLOCK)  # each customer's normal draw of purchase noise
     shock = np.empty(BLOCK)  # log shock to perceived value
     outcome = np.empty(BLOCK, dtype=np.int8)  # what happened (see below)
     perceived = np.empty(BLOCK)  # log perceived value, then perceived value
-    for b0 in range(0, n, BLOCK):
-        m = min(BLOCK, n - b0)
+    for b0 in range(lo, hi, BLOCK):
+        m = min(BLOCK, hi - b0)
+        books = money[b0 // CHUNK]
         if par.noise > 0:
             normal_each(key, b0, S_NOISE, noise, m)
         # the purchases and the value they give (exponentials taken for the block at once)
@@ -489,32 +492,31 @@ def consume(pop, off, ctx, par, key, money, margin):
             drive = off.attachment_per_year[f] * off.community_intensity[f] if member else 0.0
             pop.attachment[i] = attachment_next(pop.attachment[i], trust, drive, par.attachment_trust_gain, par.attachment_decay, par.step_years)
             # books
-            money[M_REVENUE, f] += gross
-            money[M_GOODS, f] += goods
-            money[M_SERVICE, f] += service
-            money[M_REWARDS, f] += reward_cost
+            books[M_REVENUE, f] += gross
+            books[M_GOODS, f] += goods
+            books[M_SERVICE, f] += service
+            books[M_REWARDS, f] += reward_cost
             if member:
-                money[M_MEMBERS, f] += 1.0
+                books[M_MEMBERS, f] += 1.0
             tenure = pop.tenure[i]
             discount = ctx.discount[tenure] if tenure < ctx.discount.size else math.exp(-tenure * par.log_discount)
             margin[i] = (gross - goods - service - reward_cost) * discount
 
 
 @jit
-def word_of_mouth(pop, off, par, key, ties, heard, positive, negative):
-    """Promoters and detractors talk to their ties; what people hear shifts expectations and choices.
+def speak(pop, off, par, key, ties, said, lo, hi):
+    """Word of mouth, said: promoters and detractors among ``lo .. hi-1`` talk to their ties.
 
-    Everyone's buzz (net word of mouth heard about each firm) fades; each customer's
+    Their buzz (net word of mouth heard about each firm) fades first; each customer's
     likelihood to recommend is scored; a promoter (9-10) has Poisson(positive reach, more
     for club members) conversations this step, a detractor (0-6) Poisson(negative reach),
-    each with one of its ties drawn at random; the listener's buzz about the speaker's
-    firm moves by +1 or -1. A customer who heard about its own firm adjusts its
-    expectation. ``heard`` is a zeroed scratch array (one entry per person); ``positive``
-    and ``negative`` count conversations about each firm."""
-    n, n_firms = pop.buzz.shape
+    each with one of its ties drawn at random. Returns the conversations in the order of the
+    speakers, each as ``(listener * F + firm) * 2 + (1 if good news else 0)``, for
+    :func:`listen`; ``said`` (chunks, 2, F) counts them by firm, good news then bad."""
+    n_firms = pop.buzz.shape[1]
     degree = ties.shape[1]
     decay = np.float32(par.buzz_decay)
-    for i in range(n):
+    for i in range(lo, hi):
         for f in range(n_firms):
             pop.buzz[i, f] *= decay
     # exp(-rate) of the Poisson counts, per firm: a promoter who is not a club member, one who
@@ -522,10 +524,12 @@ def word_of_mouth(pop, off, par, key, ties, heard, positive, negative):
     limit_plain, limit_member = np.exp(-par.positive_reach * np.ones(n_firms)), np.exp(-par.positive_reach * (1.0 + off.word_of_mouth_boost))
     limit_negative = math.exp(-par.negative_reach)
     scores = np.empty(BLOCK, dtype=np.int64)
-    for i in range(n):
-        k = i % BLOCK
+    talked = np.empty(max(64, (hi - lo) // 8), dtype=np.int64)
+    count = 0
+    for i in range(lo, hi):
+        k = (i - lo) % BLOCK
         if k == 0:  # the likelihood to recommend of the next block of people
-            m = min(BLOCK, n - i)
+            m = min(BLOCK, hi - i)
             recommend_each(
                 pop.satisfaction_avg[i:], pop.trust[i:], pop.attachment[i:],
                 par.nps_satisfaction, par.nps_trust, par.nps_attachment, par.nps_offset, scores, m,
@@ -537,33 +541,55 @@ def word_of_mouth(pop, off, par, key, ties, heard, positive, negative):
         pop.recommend[i] = score
         if score >= 9:
             if pop.member[i]:
-                rate, limit, sign = par.positive_reach * (1.0 + off.word_of_mouth_boost[f]), limit_member[f], 1.0
+                rate, limit, good = par.positive_reach * (1.0 + off.word_of_mouth_boost[f]), limit_member[f], 1
             else:
-                rate, limit, sign = par.positive_reach, limit_plain[f], 1.0
+                rate, limit, good = par.positive_reach, limit_plain[f], 1
         elif score <= 6:
-            rate, limit, sign = par.negative_reach, limit_negative, -1.0
+            rate, limit, good = par.negative_reach, limit_negative, 0
         else:
             continue
         if degree == 0:
             continue
         talks = poisson(rate, key, i, S_TALKS, limit)
+        if count + talks > talked.size:
+            more = np.empty(max(2 * talked.size, count + talks), dtype=np.int64)
+            more[:count] = talked[:count]
+            talked = more
         for k in range(talks):
             j = ties[i, min(int(uniform(key, i, S_LISTENER + k) * degree), degree - 1)]
-            pop.buzz[j, f] += sign
-            if pop.firm[j] == f:
-                heard[j] += sign
-        if sign > 0:
-            positive[f] += talks
-        else:
-            negative[f] += talks
-    for i in range(n):
+            talked[count] = (j * n_firms + f) * 2 + good
+            count += 1
+        said[i // CHUNK, 1 - good, f] += talks
+    return talked[:count]
+
+
+@jit
+def listen(buzz, firm, heard, talked):
+    """Word of mouth, heard: each listener's buzz about the speaker's firm moves by +1 or -1
+    (conversations ``talked`` of :func:`speak`, in order); what customers hear about their own
+    firm is added up in ``heard``."""
+    n_firms = buzz.shape[1]
+    for k in range(talked.size):
+        code = talked[k]
+        sign = np.float32(1.0) if code & 1 else np.float32(-1.0)
+        listener = code >> 1
+        j, f = listener // n_firms, listener % n_firms
+        buzz[j, f] += sign
+        if firm[j] == f:
+            heard[j] += sign
+
+
+@jit
+def react(pop, par, heard, lo, hi):
+    """A customer of ``lo .. hi-1`` who heard about its own firm adjusts its expectation; ``heard`` is zeroed."""
+    for i in range(lo, hi):
         if heard[i] != 0:
             pop.expectation[i] *= fastmath.exp(par.word_of_mouth_effect * squash(heard[i]))
             heard[i] = 0
 
 
 @jit
-def decide(pop, off, ctx, par, key, choice, reason, draw):
+def decide(pop, off, ctx, par, key, choice, reason, draw, lo, hi):
     """The stay-or-switch decision of customers, and the loyalty type it gives them.
 
     Decision terms: the utility of staying (own value with what tenure adds, experience,
@@ -573,7 +599,7 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
     choice probabilities; the chance of leaving the category (its natural exit rate) and of
     searching (the satisfaction curve, raised by bad news heard, damped by inertia).
 
-    With ``draw``, every customer is visited: customers who joined this step only get their
+    With ``draw``, every customer of ``lo .. hi-1`` is visited: customers who joined this step only get their
     terms; the others may leave the category, else search, and a searcher chooses. ``choice``
     gets STAY, a rival's index, F (leave the category by choice) or F + 1 (leave it for reasons
     no firm controls), and ``reason`` why a leaver leaves: no firm's doing (left the
@@ -594,11 +620,11 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
     block (word of mouth's tanh, the logit's weights, the search and repurchase chances) are
     computed in loops of their own, which run several customers at a time in SIMD registers;
     the rest is one customer at a time."""
-    n, n_firms = pop.buzz.shape
+    n_firms = pop.buzz.shape[1]
     width = n_firms + 1  # the firms and the outside option
     # who is visited: everyone (with draws), else those who just joined a firm
-    joined = np.empty(0, dtype=np.int64) if draw else np.flatnonzero((choice >= 0) & (choice < n_firms))
-    count = n if draw else joined.size
+    joined = np.empty(0, dtype=np.int64) if draw else lo + np.flatnonzero((choice[lo:hi] >= 0) & (choice[lo:hi] < n_firms))
+    count = hi - lo if draw else joined.size
     buzz = np.empty(BLOCK * n_firms)  # the buzz about each firm,
     heard = np.empty(BLOCK * n_firms)  # and its tanh
     utility = np.empty(BLOCK * width)  # each option's utility, less the switching cost for a rival
@@ -614,13 +640,13 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
     for b0 in range(0, count, BLOCK):
         m = min(BLOCK, count - b0)
         for k in range(m):
-            i = b0 + k if draw else joined[b0 + k]
+            i = lo + b0 + k if draw else joined[b0 + k]
             for g in range(n_firms):
                 buzz[k * n_firms + g] = pop.buzz[i, g]
         squash_each(buzz, heard, m * n_firms)
         # each customer's terms
         for k in range(m):
-            i = b0 + k if draw else joined[b0 + k]
+            i = lo + b0 + k if draw else joined[b0 + k]
             f = pop.firm[i]
             if draw:
                 choice[i] = STAY
@@ -686,7 +712,7 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
         for k in range(m):
             if not visit[k]:
                 continue
-            i = b0 + k if draw else joined[b0 + k]
+            i = lo + b0 + k if draw else joined[b0 + k]
             f = pop.firm[i]
             seg = pop.segment[i]
             u = utility[k * width:(k + 1) * width]
@@ -752,27 +778,29 @@ def decide(pop, off, ctx, par, key, choice, reason, draw):
         fastmath.power_each(stay_step, par.steps_per_year, m)
         for k in range(m):
             if visit[k]:
-                pop.repurchase[b0 + k if draw else joined[b0 + k]] = stay_step[k]
+                pop.repurchase[lo + b0 + k if draw else joined[b0 + k]] = stay_step[k]
 
 
 @jit
-def settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won):
-    """Count the step's leavers by firm and reason (``churn``) and the moves between firms
-    (``lost``, ``won``); those who leave the category become prospects, movers join their new
-    firm (:func:`join`) and keep it in ``choice`` (everyone else gets STAY) for :func:`decide`.
-    A leaver's margin of the step does not count toward the value of a relationship it ended."""
-    n_firms = lost.size
+def settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi):
+    """Count the step's leavers among ``lo .. hi-1`` per chunk, by reason and firm (``churn``,
+    (chunks, reasons, F)), and the moves between firms (``lost``, ``won``, (chunks, F)); those
+    who leave the category become prospects, movers join their new firm (:func:`join`) and
+    keep it in ``choice`` (everyone else gets STAY) for :func:`decide`. A leaver's margin of
+    the step does not count toward the value of a relationship it ended."""
+    n_firms = lost.shape[1]
     score = first_score(par)
-    for i in range(pop.firm.size):
+    for i in range(lo, hi):
         g = choice[i]
         if g == STAY:
             continue
         f = pop.firm[i]
-        churn[reason[i], f] += 1
+        c = i // CHUNK
+        churn[c, reason[i], f] += 1
         margin[i] = 0.0
         if g < n_firms:
-            lost[f] += 1
-            won[g] += 1
+            lost[c, f] += 1
+            won[c, g] += 1
             join(pop, off, ctx, par, i, g, score)
         else:
             end_relationship(pop, i)
@@ -780,22 +808,23 @@ def settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won):
 
 
 @jit
-def age(firm, tenure, value_to_date, margin):
-    """Everyone who is a customer at the end of a step adds its margin of the step to the
-    value of its relationship, and a step of tenure."""
-    for i in range(firm.size):
+def age(firm, tenure, value_to_date, margin, lo, hi):
+    """Everyone of ``lo .. hi-1`` who is a customer at the end of a step adds its margin of
+    the step to the value of its relationship, and a step of tenure."""
+    for i in range(lo, hi):
         if firm[i] >= 0:
             value_to_date[i] += margin[i]
             tenure[i] += 1
 
 
 @jit
-def orphan(pop, active, closed):
-    """Customers of firms that left the market lose them (churn reason ``firm_closed``)."""
-    for i in range(pop.firm.size):
+def orphan(pop, active, closed, lo, hi):
+    """Customers among ``lo .. hi-1`` of firms that left the market lose them (churn reason
+    ``firm_closed``, counted per chunk in ``closed``, (chunks, F))."""
+    for i in range(lo, hi):
         f = pop.firm[i]
         if f >= 0 and not active[f]:
-            closed[f] += 1
+            closed[i // CHUNK, f] += 1
             end_relationship(pop, i)
 
 

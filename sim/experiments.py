@@ -118,12 +118,13 @@ def replication_seeds(base_seed: int, replications: int) -> list[int]:
     return [int(child.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for child in children]
 
 
-def execute(spec: RunSpec) -> tuple[str, pd.DataFrame]:
-    """Run one spec to the end and return its metrics with the run's labels as columns."""
+def execute(spec: RunSpec, threads: int | None = None) -> tuple[str, pd.DataFrame]:
+    """Run one spec to the end and return its metrics with the run's labels as columns;
+    ``threads`` share each step (default: :func:`sim.parallel.default_threads`)."""
     from sim.model import LoyaltyModel
 
     floor = None if spec.retention_floor is None else np.array(spec.retention_floor)
-    model = LoyaltyModel(spec.scenario, seed=spec.seed, retention_floor=floor)
+    model = LoyaltyModel(spec.scenario, seed=spec.seed, retention_floor=floor, threads=threads)
     model.run()
     metrics = model.metrics_frame()
     labels = {"run_id": spec.run_id, "variant": spec.variant, "replication": spec.replication, "seed": spec.seed, **dict(spec.params)}
@@ -162,14 +163,20 @@ class SerialExecutor(Executor):
 
 
 class ProcessExecutor(Executor):
-    """Local worker processes (``jobs`` of them)."""
+    """Local worker processes (``jobs`` of them), which share the cores: each runs its steps
+    on cores / jobs threads (at least one)."""
 
     def __init__(self, jobs: int):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        from sim.parallel import available_cores, set_default_threads
+
         self.workers = jobs
-        self._pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=set_default_threads, initargs=(max(1, available_cores() // jobs),),
+        )
 
     def map(self, specs):
         from concurrent.futures import as_completed
@@ -199,7 +206,7 @@ class DaskExecutor(Executor):
     def map(self, specs):
         from distributed import as_completed
 
-        futures = self._client.map(execute, list(specs), pure=False)
+        futures = self._client.map(execute, list(specs), pure=False, threads=1)  # a Dask worker runs a task per thread
         for future in as_completed(futures):
             yield future.result()
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.ledger import ACCOUNTS
+from sim.parallel import CHUNK, Split
 from sim.population import HELD, LOYALTY_OF_HELD_BY, LOYALTY_TYPES, Population
 from sim.rules import jit, level
 from sim.scenario import Behaviour
@@ -88,45 +89,46 @@ _STICKY_HIGH, _STICKY_MEDIUM = STICKINESS[0][1], STICKINESS[1][1]
 
 @jit
 def tally(firm, tenure, satisfaction, satisfaction_avg, recommend_score, expectation, perceived_value, trust, attachment,
-          switching_cost, held_by, repurchase, member, points, thresholds, window, out):
-    """Sum the customer state every measure needs, per firm, in one pass: ``out`` (TALLY_ROWS, F).
+          switching_cost, held_by, repurchase, member, points, thresholds, window, out, counts, lo, hi):
+    """Sum the customer state every measure needs, per chunk and firm, in one pass over people
+    ``lo .. hi-1``: ``out`` (chunks, TALLY_ROWS, F) gets the sums, ``counts`` (the same shape, in
+    integers: an integer add is quicker) what is counted.
 
     ``thresholds`` are the satisfaction levels' lower bounds; ``window`` is the repeat-purchase
     window in steps (customers with a longer tenure count as kept)."""
-    counts = np.zeros(out.shape, dtype=np.int64)  # what is counted, in integers (an integer add is quicker)
-    for i in range(firm.size):
+    for i in range(lo, hi):
         f = firm[i]
         if f < 0:
             continue
-        counts[T_COUNT, f] += 1
-        out[T_SATISFACTION, f] += satisfaction[i]
-        c = satisfaction_avg[i]
-        out[T_SATISFACTION_AVG, f] += c
-        counts[T_LEVEL + level(c, thresholds[0], thresholds[1], thresholds[2]), f] += 1
+        c = i // CHUNK
+        counts[c, T_COUNT, f] += 1
+        out[c, T_SATISFACTION, f] += satisfaction[i]
+        average = satisfaction_avg[i]
+        out[c, T_SATISFACTION_AVG, f] += average
+        counts[c, T_LEVEL + level(average, thresholds[0], thresholds[1], thresholds[2]), f] += 1
         score = recommend_score[i]
-        counts[T_PROMOTERS, f] += score >= 9
-        counts[T_DETRACTORS, f] += score <= 6
-        out[T_EXPECTATION, f] += expectation[i]
-        out[T_PERCEIVED, f] += perceived_value[i]
-        out[T_TRUST, f] += trust[i]
-        out[T_ATTACHMENT, f] += attachment[i]
-        out[T_SWITCHING, f] += switching_cost[i]
-        counts[T_LOYALTY + _LOYALTY_OF_HELD_BY[held_by[i]], f] += 1
-        counts[T_LOCKED_IN, f] += held_by[i] == _LOCKED_IN
+        counts[c, T_PROMOTERS, f] += score >= 9
+        counts[c, T_DETRACTORS, f] += score <= 6
+        out[c, T_EXPECTATION, f] += expectation[i]
+        out[c, T_PERCEIVED, f] += perceived_value[i]
+        out[c, T_TRUST, f] += trust[i]
+        out[c, T_ATTACHMENT, f] += attachment[i]
+        out[c, T_SWITCHING, f] += switching_cost[i]
+        counts[c, T_LOYALTY + _LOYALTY_OF_HELD_BY[held_by[i]], f] += 1
+        counts[c, T_LOCKED_IN, f] += held_by[i] == _LOCKED_IN
         r = repurchase[i]
-        out[T_REPURCHASE, f] += r
+        out[c, T_REPURCHASE, f] += r
         repeat = r >= REPEAT_THRESHOLD
         favourable = score >= ATTITUDE_THRESHOLD
-        counts[T_REPEAT, f] += repeat
-        counts[T_FAVOURABLE, f] += favourable
-        counts[T_EMOTIONAL, f] += attachment[i] >= EMOTIONAL_THRESHOLD
+        counts[c, T_REPEAT, f] += repeat
+        counts[c, T_FAVOURABLE, f] += favourable
+        counts[c, T_EMOTIONAL, f] += attachment[i] >= EMOTIONAL_THRESHOLD
         quadrant = T_TRUE if favourable and repeat else T_LATENT if favourable else T_SPURIOUS if repeat else T_NONE
-        counts[quadrant, f] += 1
-        counts[T_STICKINESS + (0 if r >= _STICKY_HIGH else 1 if r >= _STICKY_MEDIUM else 2), f] += 1
-        counts[T_MEMBERS, f] += member[i]
-        out[T_POINTS, f] += points[i]
-        counts[T_KEPT, f] += tenure[i] > window
-    out += counts
+        counts[c, quadrant, f] += 1
+        counts[c, T_STICKINESS + (0 if r >= _STICKY_HIGH else 1 if r >= _STICKY_MEDIUM else 2), f] += 1
+        counts[c, T_MEMBERS, f] += member[i]
+        out[c, T_POINTS, f] += points[i]
+        counts[c, T_KEPT, f] += tenure[i] > window
 
 
 def year_steps(steps_per_year: float) -> int:
@@ -145,18 +147,23 @@ def compute(
     history: dict[str, np.ndarray],
     steps_per_year: float,
     discount_per_step: float,
+    split: Split | None = None,
 ) -> dict[str, np.ndarray]:
     """Every measure of the metrics table at the end of ``step``; ``history`` holds the
-    rows recorded for the earlier steps (measures over the last year read it)."""
+    rows recorded for the earlier steps (measures over the last year read it). ``split``
+    shares the tally of customer state among threads (one thread without it)."""
+    split = split or Split(pop.size, 1)
     n_firms = offers.size
     s = behaviour.satisfaction
     window = min(step, year_steps(steps_per_year))
-    t = np.zeros((TALLY_ROWS, n_firms))
-    tally(
-        pop.firm, pop.tenure, pop.satisfaction, pop.satisfaction_avg, pop.recommend, pop.expectation, pop.perceived_value,
+    sums = np.zeros((split.chunks, TALLY_ROWS, n_firms))
+    counts = np.zeros(sums.shape, dtype=np.int64)
+    split.each(
+        tally, pop.firm, pop.tenure, pop.satisfaction, pop.satisfaction_avg, pop.recommend, pop.expectation, pop.perceived_value,
         pop.trust, pop.attachment, pop.switching_cost, pop.held_by, pop.repurchase, pop.member, pop.points,
-        np.array([s.generally_satisfied, s.fairly_satisfied, s.highly_satisfied]), window, t,
+        np.array([s.generally_satisfied, s.fairly_satisfied, s.highly_satisfied]), window, sums, counts,
     )
+    t = sums.sum(axis=0) + counts.sum(axis=0)
     count = t[T_COUNT]
     safe = np.maximum(count, 1.0)
     share = t / safe  # each row as a mean (or share) over the firm's customers

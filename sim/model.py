@@ -20,6 +20,7 @@ from sim.ledger import Ledger
 from sim.measures import CHURN_REASONS, Metrics, StepFlows, compute
 from sim.network import build_network
 from sim.offers import build_offers, rewards_running
+from sim.parallel import Split
 from sim.population import PROSPECT, Customer, Population, allocate, create_population
 from sim.rules import DAYS_PER_YEAR, StepRates, stream_key
 from sim.scenario import Firm, Scenario, set_key_path
@@ -77,8 +78,11 @@ def timeline_scenarios(scenario: Scenario) -> dict[int, Scenario]:
 class LoyaltyModel(mesa.Model):
     """A market of customers and firms playing a scenario forward, one step at a time."""
 
-    def __init__(self, scenario: Scenario, *, seed: int | None = None, retention_floor: np.ndarray | None = None):
-        """``retention_floor`` is the retention-effect counterfactual (MODEL.md s.10): for each
+    def __init__(self, scenario: Scenario, *, seed: int | None = None, retention_floor: np.ndarray | None = None, threads: int | None = None):
+        """``threads``: how many threads share the customers in a step (default: every core
+        available, see :mod:`sim.parallel`); the results are the same whatever the number.
+
+        ``retention_floor`` is the retention-effect counterfactual (MODEL.md s.10): for each
         step t >= 1, the lowest share of its customers the focal firm keeps. When more of them
         would leave (exits and switches alike), just enough, drawn at random, are held back, as
         if a free retention effort saved them; everything else runs as usual. The draws come
@@ -108,6 +112,7 @@ class LoyaltyModel(mesa.Model):
         self.population: Population = create_population(scenario, self.rng)
         self.network = build_network(self.population.segment, market.network.mean_degree, market.network.rewiring, self.rng)
         self._pop = self.population.state()  # the same arrays, as the kernels take them
+        self._split = Split(self.population.size, threads)  # the customers' ranges, one per thread
         n, slot = self.population.size, len(fields(Population))  # scratch arrays go in the next memory slots (see allocate)
         self._heard = allocate(n, np.float32, slot, 0.0)  # scratch of the word-of-mouth kernel
         self._choice = allocate(n, np.int8, slot + 1, engine.STAY)  # what each person does in a step
@@ -149,21 +154,37 @@ class LoyaltyModel(mesa.Model):
         self._apply_timeline(t, flows)  # 1. events take effect; firms publish offers
         pop, off, ctx, par = self._pop, self._off, self._ctx, self._par
         key = stream_key(self.seed, t)
-        choice = self._choice
-        engine.acquire(pop, off, ctx, par, key, choice, flows.acquired_prospects)  # 2. prospects enter, choose and join
-        money = np.zeros((engine.MONEY_ROWS, n_firms))
-        engine.consume(pop, off, ctx, par, key, money, self._margin)  # 3-6. purchases, experience, rewards, community
-        engine.word_of_mouth(pop, off, par, key, self.network.ties, self._heard, flows.word_of_mouth_positive, flows.word_of_mouth_negative)  # 7.
-        engine.decide(pop, off, ctx, par, key, choice, self._reason, True)  # 8-9. exits, search, choice; loyalty types
+        choice, split, chunks = self._choice, self._split, self._split.chunks
+        # 2. prospects enter, choose and join
+        prospects = np.zeros((chunks, len(self.segment_names)))
+        split.each(engine.count_prospects, pop.firm, pop.segment, prospects)
+        reach = engine.marketing_reach(off, ctx, par, prospects.sum(axis=0))
+        acquired = np.zeros((chunks, n_firms))
+        split.each(engine.acquire, pop, off, ctx, par, key, reach, choice, acquired)
+        flows.acquired_prospects += acquired.sum(axis=0)
+        # 3-6. purchases, experience, rewards, community
+        money = np.zeros((chunks, engine.MONEY_ROWS, n_firms))
+        split.each(engine.consume, pop, off, ctx, par, key, money, self._margin)
+        # 7. word of mouth: said, heard (in the order of the speakers), and taken to heart
+        said = np.zeros((chunks, 2, n_firms))
+        for talked in split.each(engine.speak, pop, off, par, key, self.network.ties, said):
+            engine.listen(pop.buzz, pop.firm, self._heard, talked)
+        split.each(engine.react, pop, par, self._heard)
+        flows.word_of_mouth_positive += said[:, 0].sum(axis=0)
+        flows.word_of_mouth_negative += said[:, 1].sum(axis=0)
+        # 8-9. exits, search, choice; loyalty types
+        split.each(engine.decide, pop, off, ctx, par, key, choice, self._reason, True)
         if self.retention_floor is not None:
             self._hold_back(flows)
-        churn = np.zeros((len(CHURN_REASONS), n_firms))
-        engine.settle(pop, off, ctx, par, choice, self._reason, self._margin, churn, flows.lost_to_rivals, flows.won_from_rivals)  # movers join their new firm
-        engine.decide(pop, off, ctx, par, key, choice, self._reason, False)
-        engine.age(pop.firm, pop.tenure, pop.value_to_date, self._margin)
+        churn, lost, won = np.zeros((chunks, len(CHURN_REASONS), n_firms)), np.zeros((chunks, n_firms)), np.zeros((chunks, n_firms))
+        split.each(engine.settle, pop, off, ctx, par, choice, self._reason, self._margin, churn, lost, won)  # movers join their new firm
+        split.each(engine.decide, pop, off, ctx, par, key, choice, self._reason, False)
+        split.each(engine.age, pop.firm, pop.tenure, pop.value_to_date, self._margin)
+        flows.lost_to_rivals += lost.sum(axis=0)
+        flows.won_from_rivals += won.sum(axis=0)
         for k, reason in enumerate(CHURN_REASONS):
-            flows.churn[reason] += churn[k]
-        self._close_books(t, money, flows)  # 10. ledger and measures
+            flows.churn[reason] += churn[:, k].sum(axis=0)
+        self._close_books(t, money.sum(axis=0), flows)  # 10. ledger and measures
         if t >= self.n_steps:
             self.running = False
 
@@ -187,7 +208,9 @@ class LoyaltyModel(mesa.Model):
             self.rates = StepRates.of(self.config.behaviour, self.step_days, self.config.market.discount_rate)
         self._publish_offers(t)
         if not self.offers.active.all():
-            engine.orphan(self._pop, self.offers.active, flows.churn["firm_closed"])
+            closed = np.zeros((self._split.chunks, self.offers.size))
+            self._split.each(engine.orphan, self._pop, self.offers.active, closed)
+            flows.churn["firm_closed"] += closed.sum(axis=0)
 
     def _publish_offers(self, t: int) -> None:
         """Firms publish their offers; the step's derived terms follow (typical values last).
@@ -234,8 +257,18 @@ class LoyaltyModel(mesa.Model):
         """What each firm's advertising describes (the value of its offer to its typical
         customer) and so what it leads people to expect: exp(typical + believed promise),
         times each person's demandingness."""
-        ctx = self._ctx
-        ctx.typical[:] = engine.typical_values(self._pop, self._off, ctx, self.offers.size)
+        ctx, split, n_firms = self._ctx, self._split, self.offers.size
+        # the mean over each firm's customers; over the people it can serve while it has none
+        servable = np.zeros(n_firms, dtype=bool)
+        sums, counts = np.zeros((split.chunks, n_firms)), np.zeros((split.chunks, n_firms))
+        split.each(engine.offer_sums, self._pop, self._off, ctx, servable, sums, counts)
+        total, count = sums.sum(axis=0), counts.sum(axis=0)
+        if (count == 0).any():
+            servable = count == 0
+            sums[:], counts[:] = 0.0, 0.0
+            split.each(engine.offer_sums, self._pop, self._off, ctx, servable, sums, counts)
+            total, count = np.where(servable, sums.sum(axis=0), total), np.where(servable, counts.sum(axis=0), count)
+        ctx.typical[:] = np.where(count > 0, total / np.maximum(count, 1.0), 0.0)
         ctx.promised[:] = np.exp(ctx.typical + ctx.promise_term)
 
     def _initialise_customers(self) -> None:
@@ -249,7 +282,7 @@ class LoyaltyModel(mesa.Model):
             chosen = rng.choice(free, size=take, replace=False) if take else free[:0]
             self._choice[:] = engine.STAY
             self._choice[chosen] = f
-            engine.start(self._pop, self._off, self._ctx, self._par, self._choice)
+            self._split.each(engine.start, self._pop, self._off, self._ctx, self._par, self._choice)
         idx = np.flatnonzero(pop.firm >= 0)
         if idx.size == 0:
             return
@@ -278,7 +311,7 @@ class LoyaltyModel(mesa.Model):
         pop.member[idx] = o.community[firm] & (rng.random(idx.size) < joined)
         pop.recommend[idx] = rules.recommend_score(pop.satisfaction_avg[idx], pop.trust[idx], pop.attachment[idx], b)
         self._choice[idx] = firm
-        engine.decide(self._pop, self._off, self._ctx, self._par, np.uint64(0), self._choice, self._reason, False)
+        self._split.each(engine.decide, self._pop, self._off, self._ctx, self._par, np.uint64(0), self._choice, self._reason, False)
         self._choice[:] = engine.STAY
 
     def _hold_back(self, flows: StepFlows) -> None:
@@ -315,7 +348,7 @@ class LoyaltyModel(mesa.Model):
     def _record(self, t: int, flows: StepFlows) -> None:
         values = compute(
             t, self.population, flows, self.ledger, self.offers, self.config.behaviour,
-            self.metrics.table, self.steps_per_year, self.rates.discount_per_step,
+            self.metrics.table, self.steps_per_year, self.rates.discount_per_step, self._split,
         )
         self.metrics.record(t, values)
 

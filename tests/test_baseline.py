@@ -142,17 +142,20 @@ def test_agreement_check_detects_a_difference(change):
 def test_bench_quick_prints_the_table(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench.py"), "--quick", "--out", str(tmp_path)],
+        [sys.executable, str(BENCHMARKS / "bench.py"), "--quick", "--threads", "1,2", "--out", str(tmp_path)],
         capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     header = next(line for line in lines if line.startswith("implementation"))
-    for column in ("customers", "steps", "build s", "run s", "customer-steps/s", "bytes/customer state", "peak RSS/customer", "end-to-end s", "engine/baseline"):
+    for column in ("threads", "customers", "steps", "build s", "run s", "customer-steps/s", "bytes/customer state", "peak RSS/customer", "end-to-end s", "engine/baseline"):
         assert column in header
     rows = [line.split() for line in lines if line.startswith(("engine ", "mesa-baseline "))]
-    assert [(r[0], r[1]) for r in rows] == [("engine", "2,000"), ("mesa-baseline", "2,000"), ("engine", "10,000")]
+    # 2,000 customers are too few to share among threads: the engine runs there once, on one
+    assert [tuple(r[:3]) for r in rows] == [
+        ("engine", "1", "2,000"), ("mesa-baseline", "1", "2,000"), ("engine", "1", "10,000"), ("engine", "2", "10,000"),
+    ]
     assert rows[0][-1].endswith("x")  # the engine's speed over the baseline's at 2,000 customers
     written = list(tmp_path.glob("*.csv"))
     assert len(written) == 1
-    assert len(written[0].read_text(encoding="utf-8").splitlines()) == 4
+    assert len(written[0].read_text(encoding="utf-8").splitlines()) == 5

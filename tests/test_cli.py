@@ -241,3 +241,16 @@ def test_customer_command_prints_the_customers_state(tmp_path):
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
     late = cli("customer", path, "0", "--step", "9", cwd=tmp_path)
     assert late.returncode == 2 and "after the last step" in late.stderr and "Traceback" not in late.stderr
+
+
+def test_run_gives_the_same_files_on_any_number_of_threads(tmp_path):
+    path = write_yaml(tmp_path, "threads.yaml", GOOD_HEAD.replace("population: 500", "population: 9000") + FIRMS)
+    folders = {}
+    for threads in ("1", "2"):
+        result = cli("run", path, "--out", tmp_path / threads, "--run-id", "r", "--threads", threads, "--no-charts", "--quiet", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        folders[threads] = tmp_path / threads / "tiny" / "r"
+    for name in ("metrics.csv", "customers.csv"):
+        assert (folders["1"] / name).read_bytes() == (folders["2"] / name).read_bytes(), name
+    refused = cli("run", path, "--threads", "-1", cwd=tmp_path)
+    assert refused.returncode == 2 and "--threads" in refused.stderr and "Traceback" not in refused.stderr

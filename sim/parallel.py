@@ -1,0 +1,97 @@
+"""The step's kernels on several cores: customers split into ranges, one thread each.
+
+Every kernel of :mod:`sim.engine` visits the customers of a range ``[lo, hi)`` and is
+compiled without Python's global lock, so the ranges of one step run at the same time
+on threads of this process. Results do not depend on the number of threads:
+
+- the draws come from a counter-based generator keyed by the customer, not by the order
+  of the loop (:func:`sim.rules.uniform`);
+- a kernel writes only its own customers' state, except word of mouth, whose
+  conversations are collected per range and heard afterwards in the order of the
+  speakers (:func:`sim.engine.speak`, :func:`sim.engine.listen`);
+- sums over customers (money, measures) are taken per chunk of :data:`CHUNK` customers,
+  whatever the thread that ran it, and the chunks' sums are added up in order.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
+
+#: Customers per chunk: ranges start at whole chunks, and sums are taken per chunk.
+CHUNK = 1024
+
+#: Threads take at least this many chunks each; a smaller market runs on fewer threads
+#: (handing work to a thread costs tens of microseconds).
+MIN_CHUNKS = 4
+
+_default_threads: int | None = None
+_pools: dict[int, ThreadPoolExecutor] = {}  # by number of workers, shared by every model of the process
+_pools_lock = threading.Lock()
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Threads a model uses when not told: :func:`set_default_threads`, else every available core."""
+    return _default_threads or available_cores()
+
+
+def set_default_threads(threads: int | None) -> None:
+    """Threads models of this process use when not told (``None``: every available core).
+    Worker processes of an experiment share the cores this way."""
+    global _default_threads
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    _default_threads = threads
+
+
+def chunks(n: int) -> int:
+    """Chunks of a market of ``n`` people."""
+    return -(-n // CHUNK)
+
+
+def threads_for(n: int, threads: int | None = None) -> int:
+    """Threads a market of ``n`` people runs on when ``threads`` are asked for (default:
+    :func:`default_threads`): at most one per :data:`MIN_CHUNKS` chunks."""
+    wanted = default_threads() if threads is None else threads
+    if wanted < 1:
+        raise ValueError(f"threads must be at least 1, got {wanted}")
+    return max(1, min(wanted, chunks(n) // MIN_CHUNKS))
+
+
+class Split:
+    """Customers ``0 .. n-1`` split into contiguous ranges of whole chunks, one per thread.
+
+    ``each(kernel, *args)`` calls ``kernel(*args, lo, hi)`` for every range, the first on
+    the calling thread and the others on the pool, and returns the results in the order of
+    the ranges. With one range it is a plain call."""
+
+    def __init__(self, n: int, threads: int | None = None):
+        self.n = n
+        self.chunks = chunks(n)
+        self.threads = threads_for(n, threads)
+        bounds = [self.chunks * k // self.threads for k in range(self.threads + 1)]
+        self.ranges = [(min(a * CHUNK, n), min(b * CHUNK, n)) for a, b in pairwise(bounds)]
+        self._pool = _pool(self.threads - 1) if self.threads > 1 else None
+
+    def each(self, kernel, *args) -> list:
+        if self._pool is None:
+            return [kernel(*args, 0, self.n)]
+        futures = [self._pool.submit(kernel, *args, lo, hi) for lo, hi in self.ranges[1:]]
+        first = kernel(*args, *self.ranges[0])
+        return [first, *(future.result() for future in futures)]
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _pools_lock:
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="loyalty-sim")
+        return _pools[workers]

@@ -1,0 +1,110 @@
+"""A step shared among threads: the ranges, and the same results whatever their number."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import pytest
+from conftest import make_scenario
+from test_invariants import RICH
+
+from sim import parallel
+from sim.experiments import ProcessExecutor
+from sim.model import LoyaltyModel
+from sim.parallel import CHUNK, Split
+from sim.population import Population
+
+
+@pytest.mark.parametrize("n", [0, 1, CHUNK - 1, CHUNK, 5 * CHUNK + 17, 40 * CHUNK])
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_ranges_cover_everyone_once_in_whole_chunks(n, threads):
+    split = Split(n, threads)
+    assert 1 <= split.threads <= threads
+    assert len(split.ranges) == split.threads
+    assert split.ranges[0][0] == 0 and split.ranges[-1][1] == n
+    for (_, hi), (lo, _) in zip(split.ranges, split.ranges[1:]):
+        assert hi == lo and lo % CHUNK == 0  # contiguous, starting at whole chunks
+    assert all(lo <= hi for lo, hi in split.ranges)
+    assert split.chunks * CHUNK >= n > (split.chunks - 1) * CHUNK or n == split.chunks == 0
+
+
+def test_small_markets_run_on_fewer_threads():
+    assert Split(3 * CHUNK, 2).threads == 1  # handing work to a thread would cost more than it saves
+    assert Split(2 * parallel.MIN_CHUNKS * CHUNK, 2).threads == 2
+    assert Split(100 * CHUNK, 3).threads == 3
+
+
+def test_each_returns_the_results_in_the_order_of_the_ranges():
+    split = Split(20 * CHUNK, 4)
+    assert split.each(lambda tag, lo, hi: (tag, lo, hi), "x") == [("x", lo, hi) for lo, hi in split.ranges]
+
+
+def test_each_passes_on_a_kernels_error():
+    def fails(lo, hi):
+        if lo > 0:
+            raise RuntimeError(f"range {lo}")
+        return lo
+
+    with pytest.raises(RuntimeError, match="range"):
+        Split(20 * CHUNK, 2).each(fails)
+
+
+def test_threads_must_be_positive():
+    with pytest.raises(ValueError, match="at least 1"):
+        Split(10, 0)
+    with pytest.raises(ValueError, match="at least 1"):
+        parallel.set_default_threads(0)
+
+
+def test_default_threads_can_be_set_for_the_process():
+    try:
+        parallel.set_default_threads(3)
+        assert parallel.default_threads() == 3
+        assert Split(100 * CHUNK).threads == 3
+    finally:
+        parallel.set_default_threads(None)
+    assert parallel.default_threads() == parallel.available_cores()
+
+
+def _state(model: LoyaltyModel) -> dict[str, np.ndarray]:
+    out = {f"metrics.{name}": rows for name, rows in model.metrics.table.items()}
+    out.update({f"population.{f.name}": getattr(model.population, f.name) for f in fields(Population)})
+    out.update({f"ledger.{name}": rows for name, rows in model.ledger.accounts.items()})
+    return out
+
+
+@pytest.mark.parametrize("floor", [False, True])
+def test_results_do_not_depend_on_the_number_of_threads(monkeypatch, floor):
+    """Every metric, every account and every customer's state are bit-for-bit the same on 1
+    to 5 threads, through a rich market: a firm entering (its typical value is taken over the
+    people it can serve), a firm leaving (its customers are orphaned), rewards ending, word
+    of mouth across the ranges, and the retention counterfactual."""
+    monkeypatch.setattr(parallel, "MIN_CHUNKS", 1)  # a range per chunk in a small market
+    scenario = make_scenario(**{**RICH, "market": {"population": 5 * CHUNK - 300, "steps": 24, "seed": 8}})
+    retention = np.full(scenario.market.steps + 1, 0.99) if floor else None
+    runs = {}
+    for threads in (1, 2, 3, 5):
+        model = LoyaltyModel(scenario, threads=threads, retention_floor=retention)
+        assert model._split.threads == threads
+        runs[threads] = _state(model.run())
+    reference = runs.pop(1)
+    assert reference["metrics.customers"][-1].sum() > 0 and reference["metrics.word_of_mouth_positive"].sum() > 0
+    for threads, state in runs.items():
+        for name, values in reference.items():
+            assert np.array_equal(values, state[name], equal_nan=True), f"{name} differs on {threads} threads"
+
+
+def test_worker_processes_share_the_cores(monkeypatch):
+    seen = {}
+
+    class Pool:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+    monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(parallel, "available_cores", lambda: 8)
+    ProcessExecutor(3)
+    assert seen["initializer"] is parallel.set_default_threads and seen["initargs"] == (2,)
+    ProcessExecutor(16)
+    assert seen["initargs"] == (1,)
