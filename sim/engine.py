@@ -42,6 +42,7 @@ from sim.rules import (
     normalise,
     offer_value,
     per_step_of_yearly_each,
+    person,
     pick,
     poisson,
     purchase_outcome,
@@ -268,10 +269,20 @@ def offer_sums(pop, off, ctx, servable, sums, counts, lo, hi):
     own = True
     for f in range(n_firms):
         own = own and not servable[f]
-    for i in range(lo, hi):
-        c, seg, firm = i // CHUNK, pop.segment[i], pop.firm[i]
+    for p in range(lo, hi):
+        i = person(p)
+        c, seg = i // CHUNK, pop.segment[i]
+        if own:
+            f = pop.firm[i]
+            if f >= 0:
+                sums[c, f] += offer_value(
+                    pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
+                    off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
+                )
+                counts[c, f] += 1
+            continue
         for f in range(n_firms):
-            if firm == f if own else servable[f] and ctx.available[seg, f]:
+            if servable[f] and ctx.available[seg, f]:
                 sums[c, f] += offer_value(
                     pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
                     off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
@@ -282,7 +293,8 @@ def offer_sums(pop, off, ctx, servable, sums, counts, lo, hi):
 @jit
 def count_prospects(firm, segment, counts, lo, hi):
     """Prospects (people without a firm) per chunk and segment: ``counts`` (chunks, S)."""
-    for i in range(lo, hi):
+    for p in range(lo, hi):
+        i = person(p)
         if firm[i] < 0:
             counts[i // CHUNK, segment[i]] += 1
 
@@ -315,7 +327,8 @@ def acquire(pop, off, ctx, par, key, reach, choice, acquired, lo, hi):
     aware = np.zeros(n_firms, dtype=np.bool_)
     utility = np.empty(n_firms)
     probabilities = np.empty(n_firms + 1)
-    for i in range(lo, hi):
+    for p in range(lo, hi):
+        i = person(p)
         choice[i] = STAY
         if pop.firm[i] >= 0:
             continue
@@ -357,7 +370,8 @@ def start(pop, off, ctx, par, choice, lo, hi):
     """Everyone of ``lo .. hi-1`` with a firm in ``choice`` becomes a new customer of it (:func:`join`)."""
     n_firms = off.price.size
     score = first_score(par)
-    for i in range(lo, hi):
+    for p in range(lo, hi):
+        i = person(p)
         f = choice[i]
         if 0 <= f < n_firms:
             join(pop, off, ctx, par, i, f, score)
@@ -425,7 +439,7 @@ def consume(pop, off, ctx, par, key, money, margin, lo, hi):
             normal_each(key, b0, S_NOISE, noise, m)
         # the purchases and the value they give (exponentials taken for the block at once)
         for k in range(m):
-            i = b0 + k
+            i = person(b0 + k)
             f = pop.firm[i]
             if f < 0:
                 perceived[k] = 0.0
@@ -438,7 +452,7 @@ def consume(pop, off, ctx, par, key, money, margin, lo, hi):
             perceived[k] = own_value(pop, off, ctx, par, i, f) + shock[k]
         fastmath.exp_each(perceived, m)
         for k in range(m):
-            i = b0 + k
+            i = person(b0 + k)
             f = pop.firm[i]
             if f < 0:
                 continue
@@ -516,7 +530,8 @@ def speak(pop, off, par, key, ties, said, lo, hi):
     n_firms = pop.buzz.shape[1]
     degree = ties.shape[1]
     decay = np.float32(par.buzz_decay)
-    for i in range(lo, hi):
+    for p in range(lo, hi):
+        i = person(p)
         for f in range(n_firms):
             pop.buzz[i, f] *= decay
     # exp(-rate) of the Poisson counts, per firm: a promoter who is not a club member, one who
@@ -526,7 +541,8 @@ def speak(pop, off, par, key, ties, said, lo, hi):
     scores = np.empty(BLOCK, dtype=np.int64)
     talked = np.empty(max(64, (hi - lo) // 8), dtype=np.int64)
     count = 0
-    for i in range(lo, hi):
+    for p in range(lo, hi):
+        i = person(p)
         k = (i - lo) % BLOCK
         if k == 0:  # the likelihood to recommend of the next block of people
             m = min(BLOCK, hi - i)
@@ -573,7 +589,7 @@ def listen(buzz, firm, heard, talked):
         code = talked[k]
         sign = np.float32(1.0) if code & 1 else np.float32(-1.0)
         listener = code >> 1
-        j, f = listener // n_firms, listener % n_firms
+        j, f = person(listener // n_firms), listener % n_firms
         buzz[j, f] += sign
         if firm[j] == f:
             heard[j] += sign
@@ -582,7 +598,8 @@ def listen(buzz, firm, heard, talked):
 @jit
 def react(pop, par, heard, lo, hi):
     """A customer of ``lo .. hi-1`` who heard about its own firm adjusts its expectation; ``heard`` is zeroed."""
-    for i in range(lo, hi):
+    for p in range(lo, hi):
+        i = person(p)
         if heard[i] != 0:
             pop.expectation[i] *= fastmath.exp(par.word_of_mouth_effect * squash(heard[i]))
             heard[i] = 0
@@ -640,13 +657,13 @@ def decide(pop, off, ctx, par, key, choice, reason, draw, lo, hi):
     for b0 in range(0, count, BLOCK):
         m = min(BLOCK, count - b0)
         for k in range(m):
-            i = lo + b0 + k if draw else joined[b0 + k]
+            i = person(lo + b0 + k if draw else joined[b0 + k])
             for g in range(n_firms):
                 buzz[k * n_firms + g] = pop.buzz[i, g]
         squash_each(buzz, heard, m * n_firms)
         # each customer's terms
         for k in range(m):
-            i = lo + b0 + k if draw else joined[b0 + k]
+            i = person(lo + b0 + k if draw else joined[b0 + k])
             f = pop.firm[i]
             if draw:
                 choice[i] = STAY
@@ -712,7 +729,7 @@ def decide(pop, off, ctx, par, key, choice, reason, draw, lo, hi):
         for k in range(m):
             if not visit[k]:
                 continue
-            i = lo + b0 + k if draw else joined[b0 + k]
+            i = person(lo + b0 + k if draw else joined[b0 + k])
             f = pop.firm[i]
             seg = pop.segment[i]
             u = utility[k * width:(k + 1) * width]
@@ -778,7 +795,7 @@ def decide(pop, off, ctx, par, key, choice, reason, draw, lo, hi):
         fastmath.power_each(stay_step, par.steps_per_year, m)
         for k in range(m):
             if visit[k]:
-                pop.repurchase[lo + b0 + k if draw else joined[b0 + k]] = stay_step[k]
+                pop.repurchase[person(lo + b0 + k if draw else joined[b0 + k])] = stay_step[k]
 
 
 @jit
@@ -790,7 +807,8 @@ def settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi)
     the step does not count toward the value of a relationship it ended."""
     n_firms = lost.shape[1]
     score = first_score(par)
-    for i in range(lo, hi):
+    for p in range(lo, hi):
+        i = person(p)
         g = choice[i]
         if g == STAY:
             continue
@@ -811,7 +829,8 @@ def settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi)
 def age(firm, tenure, value_to_date, margin, lo, hi):
     """Everyone of ``lo .. hi-1`` who is a customer at the end of a step adds its margin of
     the step to the value of its relationship, and a step of tenure."""
-    for i in range(lo, hi):
+    for p in range(lo, hi):
+        i = person(p)
         if firm[i] >= 0:
             value_to_date[i] += margin[i]
             tenure[i] += 1
@@ -821,7 +840,8 @@ def age(firm, tenure, value_to_date, margin, lo, hi):
 def orphan(pop, active, closed, lo, hi):
     """Customers among ``lo .. hi-1`` of firms that left the market lose them (churn reason
     ``firm_closed``, counted per chunk in ``closed``, (chunks, F))."""
-    for i in range(lo, hi):
+    for p in range(lo, hi):
+        i = person(p)
         f = pop.firm[i]
         if f >= 0 and not active[f]:
             closed[i // CHUNK, f] += 1

@@ -15,7 +15,7 @@ import numpy as np
 from sim.ledger import ACCOUNTS
 from sim.parallel import CHUNK, Split
 from sim.population import HELD, LOYALTY_OF_HELD_BY, LOYALTY_TYPES, Population
-from sim.rules import jit, level
+from sim.rules import jit, level, person
 from sim.scenario import Behaviour
 
 SATISFACTION_LEVELS = ("dissatisfied", "generally_satisfied", "fairly_satisfied", "highly_satisfied")
@@ -96,39 +96,46 @@ def tally(firm, tenure, satisfaction, satisfaction_avg, recommend_score, expecta
 
     ``thresholds`` are the satisfaction levels' lower bounds; ``window`` is the repeat-purchase
     window in steps (customers with a longer tenure count as kept)."""
-    for i in range(lo, hi):
-        f = firm[i]
-        if f < 0:
-            continue
-        c = i // CHUNK
-        counts[c, T_COUNT, f] += 1
-        out[c, T_SATISFACTION, f] += satisfaction[i]
-        average = satisfaction_avg[i]
-        out[c, T_SATISFACTION_AVG, f] += average
-        counts[c, T_LEVEL + level(average, thresholds[0], thresholds[1], thresholds[2]), f] += 1
-        score = recommend_score[i]
-        counts[c, T_PROMOTERS, f] += score >= 9
-        counts[c, T_DETRACTORS, f] += score <= 6
-        out[c, T_EXPECTATION, f] += expectation[i]
-        out[c, T_PERCEIVED, f] += perceived_value[i]
-        out[c, T_TRUST, f] += trust[i]
-        out[c, T_ATTACHMENT, f] += attachment[i]
-        out[c, T_SWITCHING, f] += switching_cost[i]
-        counts[c, T_LOYALTY + _LOYALTY_OF_HELD_BY[held_by[i]], f] += 1
-        counts[c, T_LOCKED_IN, f] += held_by[i] == _LOCKED_IN
-        r = repurchase[i]
-        out[c, T_REPURCHASE, f] += r
-        repeat = r >= REPEAT_THRESHOLD
-        favourable = score >= ATTITUDE_THRESHOLD
-        counts[c, T_REPEAT, f] += repeat
-        counts[c, T_FAVOURABLE, f] += favourable
-        counts[c, T_EMOTIONAL, f] += attachment[i] >= EMOTIONAL_THRESHOLD
-        quadrant = T_TRUE if favourable and repeat else T_LATENT if favourable else T_SPURIOUS if repeat else T_NONE
-        counts[c, quadrant, f] += 1
-        counts[c, T_STICKINESS + (0 if r >= _STICKY_HIGH else 1 if r >= _STICKY_MEDIUM else 2), f] += 1
-        counts[c, T_MEMBERS, f] += member[i]
-        out[c, T_POINTS, f] += points[i]
-        counts[c, T_KEPT, f] += tenure[i] > window
+    sums = np.zeros(out.shape[1:])  # one chunk's, in arrays of the kernel's own (stores to them cannot alias the state)
+    counted = np.zeros(out.shape[1:], dtype=np.int64)
+    for chunk in range(lo // CHUNK, (hi + CHUNK - 1) // CHUNK):
+        sums[:] = 0.0
+        counted[:] = 0
+        for p in range(max(lo, chunk * CHUNK), min(hi, (chunk + 1) * CHUNK)):
+            i = person(p)
+            f = firm[i]
+            if f < 0:
+                continue
+            counted[T_COUNT, f] += 1
+            sums[T_SATISFACTION, f] += satisfaction[i]
+            average = satisfaction_avg[i]
+            sums[T_SATISFACTION_AVG, f] += average
+            counted[T_LEVEL + level(average, thresholds[0], thresholds[1], thresholds[2]), f] += 1
+            score = recommend_score[i]
+            counted[T_PROMOTERS, f] += score >= 9
+            counted[T_DETRACTORS, f] += score <= 6
+            sums[T_EXPECTATION, f] += expectation[i]
+            sums[T_PERCEIVED, f] += perceived_value[i]
+            sums[T_TRUST, f] += trust[i]
+            sums[T_ATTACHMENT, f] += attachment[i]
+            sums[T_SWITCHING, f] += switching_cost[i]
+            counted[T_LOYALTY + _LOYALTY_OF_HELD_BY[held_by[i]], f] += 1
+            counted[T_LOCKED_IN, f] += held_by[i] == _LOCKED_IN
+            r = repurchase[i]
+            sums[T_REPURCHASE, f] += r
+            repeat = r >= REPEAT_THRESHOLD
+            favourable = score >= ATTITUDE_THRESHOLD
+            counted[T_REPEAT, f] += repeat
+            counted[T_FAVOURABLE, f] += favourable
+            counted[T_EMOTIONAL, f] += attachment[i] >= EMOTIONAL_THRESHOLD
+            quadrant = T_TRUE if favourable and repeat else T_LATENT if favourable else T_SPURIOUS if repeat else T_NONE
+            counted[quadrant, f] += 1
+            counted[T_STICKINESS + (0 if r >= _STICKY_HIGH else 1 if r >= _STICKY_MEDIUM else 2), f] += 1
+            counted[T_MEMBERS, f] += member[i]
+            sums[T_POINTS, f] += points[i]
+            counted[T_KEPT, f] += tenure[i] > window
+        out[chunk] = sums
+        counts[chunk] = counted
 
 
 def year_steps(steps_per_year: float) -> int:

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from sim import fastmath
 from sim.scenario import Behaviour, Segment
@@ -32,6 +35,28 @@ jit = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"nsz", "
 #: The same, for small rules that kernels call once per customer: inlined by Numba itself (the
 #: compiler would not inline them into a large kernel, and a call per customer costs).
 inlined = numba.njit(cache=True, nogil=True, inline="always", error_model="numpy", fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
+
+
+@intrinsic
+def person(typingctx, i):
+    """The index ``i`` of a person, which the compiler may take to be non-negative.
+
+    Numba counts a negative index from the end of an array, so every array access with a
+    signed index carries a test for it, unless the compiler can prove the index is not
+    negative. It can in ``range(n)``, but not in a kernel's range ``lo .. hi-1``, where the
+    tests on some twenty arrays per person cost up to a fifth of a kernel's time. Kernels
+    take each person's index through this function, which tells the compiler (an
+    ``llvm.assume``); it generates no instruction."""
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        (value,) = args
+        assume = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [ir.IntType(1)]), "llvm.assume")
+        builder.call(assume, [builder.icmp_signed(">=", value, value.type(0))])
+        return value
+
+    return i(i), codegen
 
 
 def ufunc(signature: str):

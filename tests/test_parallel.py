@@ -108,3 +108,19 @@ def test_worker_processes_share_the_cores(monkeypatch):
     assert seen["initializer"] is parallel.set_default_threads and seen["initargs"] == (2,)
     ProcessExecutor(16)
     assert seen["initargs"] == (1,)
+
+
+def test_a_persons_index_passes_through_unchanged():
+    import numba
+
+    from sim.rules import person
+
+    @numba.njit
+    def total(values, lo, hi):
+        out = 0.0
+        for p in range(lo, hi):
+            out += values[person(p)]
+        return out
+
+    values = np.arange(10.0)
+    assert total(values, 3, 7) == 3 + 4 + 5 + 6
