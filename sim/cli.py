@@ -152,6 +152,8 @@ def run(
     spec = _load(scenario, set_)
     if resume and replications == 1:
         _fail("--resume finishes an interrupted replication set (--replications N > 1); a single run is simply run again")
+    if replications > 1 and threads:
+        _fail("--threads sets the threads of a single run; replications share the cores among their --jobs worker processes")
     if replications > 1:
         from sim.experiments import replicate
 

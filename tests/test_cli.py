@@ -252,5 +252,6 @@ def test_run_gives_the_same_files_on_any_number_of_threads(tmp_path):
         folders[threads] = tmp_path / threads / "tiny" / "r"
     for name in ("metrics.csv", "customers.csv"):
         assert (folders["1"] / name).read_bytes() == (folders["2"] / name).read_bytes(), name
-    refused = cli("run", path, "--threads", "-1", cwd=tmp_path)
-    assert refused.returncode == 2 and "--threads" in refused.stderr and "Traceback" not in refused.stderr
+    for wrong in (["--threads", "-1"], ["--threads", "2", "--replications", "3"]):
+        refused = cli("run", path, *wrong, cwd=tmp_path)
+        assert refused.returncode == 2 and "--threads" in refused.stderr and "Traceback" not in refused.stderr, wrong
