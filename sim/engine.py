@@ -8,8 +8,8 @@ gathered into temporary arrays, so a step streams through memory a few times wha
 the size of the market, and the draws come from the counter-based generator of
 :mod:`sim.rules` (one stream key per step), so results do not depend on the order of the
 loop. The ranges of a step run on threads at once (:class:`sim.parallel.Split`): a kernel
-writes only the state of its own range's people, except word of mouth, which is said in
-ranges (:func:`speak`) and heard in one pass (:func:`listen`).
+writes only the state of its own range's people, except word of mouth, which is said by
+ranges of speakers (:func:`speak`) and then heard by ranges of listeners (:func:`listen`).
 
 :class:`sim.model.LoyaltyModel` calls the kernels in the order of MODEL.md section 12;
 the arguments are the population's arrays (``pop``, a :class:`sim.population.State`), the
@@ -580,16 +580,20 @@ def speak(pop, off, par, key, ties, said, lo, hi):
 
 
 @jit
-def listen(buzz, firm, heard, talked):
-    """Word of mouth, heard: each listener's buzz about the speaker's firm moves by +1 or -1
-    (conversations ``talked`` of :func:`speak`, in order); what customers hear about their own
-    firm is added up in ``heard``."""
+def listen(buzz, firm, heard, talked, lo, hi):
+    """Word of mouth, heard by people ``lo .. hi-1``: each listener's buzz about the speaker's
+    firm moves by +1 or -1 (conversations ``talked`` of :func:`speak`, in order: a listener
+    hears its conversations in the order of their speakers, whichever thread takes it); what
+    customers hear about their own firm is added up in ``heard``."""
     n_firms = buzz.shape[1]
     for k in range(talked.size):
         code = talked[k]
-        sign = np.float32(1.0) if code & 1 else np.float32(-1.0)
         listener = code >> 1
-        j, f = person(listener // n_firms), listener % n_firms
+        j = listener // n_firms
+        if j < lo or j >= hi:
+            continue
+        j, f = person(j), listener % n_firms
+        sign = np.float32(1.0) if code & 1 else np.float32(-1.0)
         buzz[j, f] += sign
         if firm[j] == f:
             heard[j] += sign

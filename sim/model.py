@@ -165,10 +165,11 @@ class LoyaltyModel(mesa.Model):
         # 3-6. purchases, experience, rewards, community
         money = np.zeros((chunks, engine.MONEY_ROWS, n_firms))
         split.each(engine.consume, pop, off, ctx, par, key, money, self._margin)
-        # 7. word of mouth: said, heard (in the order of the speakers), and taken to heart
+        # 7. word of mouth: said by each range of speakers, heard by each range of listeners (each in
+        # the order of its speakers), taken to heart
         said = np.zeros((chunks, 2, n_firms))
-        for talked in split.each(engine.speak, pop, off, par, key, self.network.ties, said):
-            engine.listen(pop.buzz, pop.firm, self._heard, talked)
+        talks = split.each(engine.speak, pop, off, par, key, self.network.ties, said)
+        split.each(self._listen, talks)
         split.each(engine.react, pop, par, self._heard)
         flows.word_of_mouth_positive += said[:, 0].sum(axis=0)
         flows.word_of_mouth_negative += said[:, 1].sum(axis=0)
@@ -313,6 +314,11 @@ class LoyaltyModel(mesa.Model):
         self._choice[idx] = firm
         self._split.each(engine.decide, self._pop, self._off, self._ctx, self._par, np.uint64(0), self._choice, self._reason, False)
         self._choice[:] = engine.STAY
+
+    def _listen(self, talks: list[np.ndarray], lo: int, hi: int) -> None:
+        """People ``lo .. hi-1`` hear the conversations of every range of speakers, in order."""
+        for talked in talks:
+            engine.listen(self.population.buzz, self.population.firm, self._heard, talked, lo, hi)
 
     def _hold_back(self, flows: StepFlows) -> None:
         """The retention counterfactual: hold back just enough of the focal firm's leavers

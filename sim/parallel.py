@@ -7,8 +7,9 @@ on threads of this process. Results do not depend on the number of threads:
 - the draws come from a counter-based generator keyed by the customer, not by the order
   of the loop (:func:`sim.rules.uniform`);
 - a kernel writes only its own customers' state, except word of mouth, whose
-  conversations are collected per range and heard afterwards in the order of the
-  speakers (:func:`sim.engine.speak`, :func:`sim.engine.listen`);
+  conversations are collected per range of speakers and then heard per range of
+  listeners, each listener in the order of its speakers (:func:`sim.engine.speak`,
+  :func:`sim.engine.listen`);
 - sums over customers (money, measures) are taken per chunk of :data:`CHUNK` customers,
   whatever the thread that ran it, and the chunks' sums are added up in order.
 """
