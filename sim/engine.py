@@ -231,12 +231,18 @@ def decompose(price_sensitivity, tolerance, log_price_own, log_price_other, rewa
 
 
 @inline
-def own_value(pop, off, ctx, par, i, f):
-    """Log value of its firm ``f``'s offer to customer ``i``, with what its tenure adds."""
+def firm_value(pop, off, ctx, i, seg, f):
+    """Log value of firm ``f``'s offer to customer ``i`` of segment ``seg`` (:func:`offer_value`)."""
     return offer_value(
         pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-        off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[pop.segment[i], f],
-    ) + tenure_value(
+        off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
+    )
+
+
+@inline
+def own_value(pop, off, ctx, par, i, f):
+    """Log value of its firm ``f``'s offer to customer ``i``, with what its tenure adds."""
+    return firm_value(pop, off, ctx, i, pop.segment[i], f) + tenure_value(
         pop.tenure[i] * par.step_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
         off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
     )
@@ -275,18 +281,12 @@ def offer_sums(pop, off, ctx, servable, sums, counts, lo, hi):
         if own:
             f = pop.firm[i]
             if f >= 0:
-                sums[c, f] += offer_value(
-                    pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-                    off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
-                )
+                sums[c, f] += firm_value(pop, off, ctx, i, seg, f)
                 counts[c, f] += 1
             continue
         for f in range(n_firms):
             if servable[f] and ctx.available[seg, f]:
-                sums[c, f] += offer_value(
-                    pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-                    off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
-                )
+                sums[c, f] += firm_value(pop, off, ctx, i, seg, f)
                 counts[c, f] += 1
 
 
@@ -348,10 +348,7 @@ def acquire(pop, off, ctx, par, key, reach, choice, acquired, lo, hi):
         for f in range(n_firms):
             if ctx.available[seg, f]:
                 utility[f] = (
-                    offer_value(
-                        pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-                        off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
-                    )
+                    firm_value(pop, off, ctx, i, seg, f)
                     + ctx.promise_term[f] + pop.reward_sensitivity[i] * ctx.entry_rate[f]
                     + par.word_of_mouth_weight * squash(pop.buzz[i, f]) + (off.awareness_bonus[f] if aware[f] else 0.0)
                 )
@@ -705,10 +702,7 @@ def decide(pop, off, ctx, par, key, choice, reason, draw, lo, hi):
             u = utility[k * width:(k + 1) * width]
             for g in range(n_firms):  # the own firm's entry is replaced below
                 value = (
-                    offer_value(
-                        pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-                        off.log_quality[g], off.log_service[g], off.log_price[g], ctx.segment_terms[seg, g],
-                    )
+                    firm_value(pop, off, ctx, i, seg, g)
                     + ctx.promise_term[g] + pop.reward_sensitivity[i] * ctx.entry_rate[g]
                     + par.word_of_mouth_weight * heard[k * n_firms + g] - cost
                 )
