@@ -13,6 +13,7 @@ left (the step's own Python: offers, flows, the ledger).
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -56,18 +57,43 @@ def main() -> None:
         return wrapper
 
     each = Split.each
+    by_range: dict[tuple[str, str], dict[int, float]] = defaultdict(lambda: defaultdict(float))  # (pass, kernel): time per range
+    running = threading.local()  # the pass a thread is running
 
-    def timed_each(split, kernel, *a):  # a kernel over every range of customers, by its name
+    def timed_kernel(name, function):  # a kernel called by a pass, timed per range
+        def wrapper(*a):
+            start = time.perf_counter()
+            try:
+                return function(*a)
+            finally:
+                by_range[running.name, name][a[-2]] += time.perf_counter() - start
+
+        return wrapper
+
+    def timed_each(split, kernel, *a):  # a kernel or pass over every range of customers, by its name
         start = time.perf_counter()
         try:
-            return each(split, kernel, *a)
+            return each(split, passes.get(kernel, kernel), *a)
         finally:
             clock[getattr(kernel, "__name__", str(kernel))] += time.perf_counter() - start
 
+    # A pass (engine.PASSES) calls several kernels for its range. Here it runs as Python (its
+    # py_func), which looks the kernels up in the engine module, where they are wrapped in clocks.
+    def in_python(p):
+        def run(*a):
+            running.name = p.__name__
+            return p.py_func(*a)
+
+        return run
+
+    passes = {p: in_python(p) for p in engine.PASSES}
+    kernels = {name for p in engine.PASSES for name in p.py_func.__code__.co_names if hasattr(getattr(engine, name, None), "py_func")}
     direct = ("marketing_reach",)  # kernels the step calls once, not per range
-    originals = {name: getattr(engine, name) for name in direct}
-    for name, function in originals.items():
-        setattr(engine, name, timed(name, function))
+    originals = {name: getattr(engine, name) for name in (*direct, *kernels)}
+    for name in direct:
+        setattr(engine, name, timed(name, originals[name]))
+    for name in kernels:
+        setattr(engine, name, timed_kernel(name, originals[name]))
     Split.each = timed_each
     record = LoyaltyModel._record
     LoyaltyModel._record = timed("_record (measures)", record)
@@ -80,13 +106,15 @@ def main() -> None:
     Split.each = each
     LoyaltyModel._record = record
     inner = {"tally (part of _record)": clock.pop("tally", 0.0)}  # the measures' compiled pass, timed inside _record
+    # a kernel inside a pass: the longest of its ranges' times (the ranges run at once)
+    inner |= {f"{name} (part of {within})": max(times.values()) for (within, name), times in by_range.items()}
 
     print(f"reference market, {args.size:,} people on {model._split.threads} thread(s), {args.steps} steps after {args.warm}: "
           f"{total / args.steps * 1e3:.1f} ms per step, {args.size * args.steps / total:,.0f} customer-steps/s")
     for name, seconds in sorted({**clock, **inner}.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<24} {seconds / args.steps * 1e3:8.1f} ms/step  {seconds / total:6.1%}")
+        print(f"  {name:<36} {seconds / args.steps * 1e3:8.1f} ms/step  {seconds / total:6.1%}")
     rest = total - sum(clock.values())
-    print(f"  {'rest of the step':<24} {rest / args.steps * 1e3:8.1f} ms/step  {rest / total:6.1%}")
+    print(f"  {'rest of the step':<36} {rest / args.steps * 1e3:8.1f} ms/step  {rest / total:6.1%}")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@ loop. The ranges of a step run on threads at once (:class:`sim.parallel.Split`):
 writes only the state of its own range's people, except word of mouth, which is said by
 ranges of speakers (:func:`speak`) and then heard by ranges of listeners (:func:`listen`).
 
-:class:`sim.model.LoyaltyModel` calls the kernels in the order of MODEL.md section 12;
-the arguments are the population's arrays (``pop``, a :class:`sim.population.State`), the
+:class:`sim.model.LoyaltyModel` calls the kernels in the order of MODEL.md section 12,
+most of them grouped in passes (:data:`PASSES`): a pass runs several kernels for one range,
+so a step hands work to a thread, and converts the state tuples from Python, a few times
+rather than once per kernel (tens of microseconds each, which counts in a small market).
+The arguments are the population's arrays (``pop``, a :class:`sim.population.State`), the
 firms' offers (``off``, :class:`sim.offers.OfferArrays`), what the step derives from them
 (``ctx``, :class:`Context`) and the scenario's coefficients (``par``, :class:`Params`).
 """
@@ -832,6 +835,35 @@ def age(firm, tenure, value_to_date, margin, lo, hi):
         if firm[i] >= 0:
             value_to_date[i] += margin[i]
             tenure[i] += 1
+
+
+@jit
+def buy(pop, off, ctx, par, key, reach, choice, acquired, money, margin, ties, said, lo, hi):
+    """Phases 2-7 for ``lo .. hi-1``, said: :func:`acquire`, :func:`consume`, :func:`speak` (its conversations returned)."""
+    acquire(pop, off, ctx, par, key, reach, choice, acquired, lo, hi)
+    consume(pop, off, ctx, par, key, money, margin, lo, hi)
+    return speak(pop, off, par, key, ties, said, lo, hi)
+
+
+@jit
+def hear_and_decide(pop, off, ctx, par, key, talked, heard, choice, reason, lo, hi):
+    """Phases 7-9 for ``lo .. hi-1``: :func:`listen`, :func:`react`, :func:`decide` with draws."""
+    listen(pop.buzz, pop.firm, heard, talked, lo, hi)
+    react(pop, par, heard, lo, hi)
+    decide(pop, off, ctx, par, key, choice, reason, True, lo, hi)
+
+
+@jit
+def close(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi):
+    """The end of a step for ``lo .. hi-1``: :func:`settle`, :func:`decide` for those who joined, :func:`age`."""
+    settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi)
+    decide(pop, off, ctx, par, np.uint64(0), choice, reason, False, lo, hi)
+    age(pop.firm, pop.tenure, pop.value_to_date, margin, lo, hi)
+
+
+#: The passes of a step: each runs several kernels, in order, for one range of customers
+#: (one call, so one hand-over to a thread and one conversion of the state tuples, per range).
+PASSES = (buy, hear_and_decide, close)
 
 
 @jit

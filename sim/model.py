@@ -155,32 +155,28 @@ class LoyaltyModel(mesa.Model):
         pop, off, ctx, par = self._pop, self._off, self._ctx, self._par
         key = stream_key(self.seed, t)
         choice, split, chunks = self._choice, self._split, self._split.chunks
-        # 2. prospects enter, choose and join
+        # 2. prospects per segment, and the chance that each firm's marketing reaches one
         prospects = np.zeros((chunks, len(self.segment_names)))
         split.each(engine.count_prospects, pop.firm, pop.segment, prospects)
         reach = engine.marketing_reach(off, ctx, par, prospects.sum(axis=0))
+        # 2-7. prospects choose and join; purchases, experience, rewards, community; word of
+        # mouth said (engine.buy: acquire, consume, speak, one range at a time)
         acquired = np.zeros((chunks, n_firms))
-        split.each(engine.acquire, pop, off, ctx, par, key, reach, choice, acquired)
-        flows.acquired_prospects += acquired.sum(axis=0)
-        # 3-6. purchases, experience, rewards, community
         money = np.zeros((chunks, engine.MONEY_ROWS, n_firms))
-        split.each(engine.consume, pop, off, ctx, par, key, money, self._margin)
-        # 7. word of mouth: said by each range of speakers, heard by each range of listeners (each in
-        # the order of its speakers), taken to heart
         said = np.zeros((chunks, 2, n_firms))
-        talks = split.each(engine.speak, pop, off, par, key, self.network.ties, said)
-        split.each(self._listen, talks)
-        split.each(engine.react, pop, par, self._heard)
+        talks = split.each(engine.buy, pop, off, ctx, par, key, reach, choice, acquired, money, self._margin, self.network.ties, said)
+        flows.acquired_prospects += acquired.sum(axis=0)
         flows.word_of_mouth_positive += said[:, 0].sum(axis=0)
         flows.word_of_mouth_negative += said[:, 1].sum(axis=0)
-        # 8-9. exits, search, choice; loyalty types
-        split.each(engine.decide, pop, off, ctx, par, key, choice, self._reason, True)
+        # 7-9. word of mouth heard (every range of listeners reads all conversations in the
+        # order of their speakers) and taken to heart; exits, search, choice, loyalty types
+        talked = talks[0] if len(talks) == 1 else np.concatenate(talks)
+        split.each(engine.hear_and_decide, pop, off, ctx, par, key, talked, self._heard, choice, self._reason)
         if self.retention_floor is not None:
             self._hold_back(flows)
+        # movers join their new firm, those who joined get their terms, a step of tenure (engine.close)
         churn, lost, won = np.zeros((chunks, len(CHURN_REASONS), n_firms)), np.zeros((chunks, n_firms)), np.zeros((chunks, n_firms))
-        split.each(engine.settle, pop, off, ctx, par, choice, self._reason, self._margin, churn, lost, won)  # movers join their new firm
-        split.each(engine.decide, pop, off, ctx, par, key, choice, self._reason, False)
-        split.each(engine.age, pop.firm, pop.tenure, pop.value_to_date, self._margin)
+        split.each(engine.close, pop, off, ctx, par, choice, self._reason, self._margin, churn, lost, won)
         flows.lost_to_rivals += lost.sum(axis=0)
         flows.won_from_rivals += won.sum(axis=0)
         for k, reason in enumerate(CHURN_REASONS):
@@ -314,11 +310,6 @@ class LoyaltyModel(mesa.Model):
         self._choice[idx] = firm
         self._split.each(engine.decide, self._pop, self._off, self._ctx, self._par, np.uint64(0), self._choice, self._reason, False)
         self._choice[:] = engine.STAY
-
-    def _listen(self, talks: list[np.ndarray], lo: int, hi: int) -> None:
-        """People ``lo .. hi-1`` hear the conversations of every range of speakers, in order."""
-        for talked in talks:
-            engine.listen(self.population.buzz, self.population.firm, self._heard, talked, lo, hi)
 
     def _hold_back(self, flows: StepFlows) -> None:
         """The retention counterfactual: hold back just enough of the focal firm's leavers
