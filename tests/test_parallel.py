@@ -50,6 +50,60 @@ def test_each_passes_on_a_kernels_error():
         Split(20 * CHUNK, 2).each(fails)
 
 
+def test_an_error_on_the_calling_thread_leaves_the_helpers_ready_for_the_next_call():
+    split = Split(20 * CHUNK, 2)
+
+    def fails_first(lo, hi):
+        if lo == 0:
+            raise RuntimeError("first range")
+        return lo
+
+    with pytest.raises(RuntimeError, match="first range"):
+        split.each(fails_first)
+    assert split.each(lambda lo, hi: (lo, hi)) == split.ranges  # no result of the failed call left behind
+
+
+def test_while_the_helpers_are_busy_a_call_runs_its_ranges_on_its_own_thread():
+    import threading
+
+    split = Split(20 * CHUNK, 2)
+
+    def where(lo, hi):
+        return lo, hi, threading.current_thread().name
+
+    free = split.each(where)
+    assert [r[:2] for r in free] == split.ranges
+    assert free[0][2] == threading.current_thread().name != free[1][2]  # the second range on a helper
+    with split._crew.lock:  # another model's step holds the helpers
+        busy = split.each(where)
+    assert busy == [(lo, hi, threading.current_thread().name) for lo, hi in split.ranges]
+
+
+def test_steps_of_models_on_two_python_threads_at_once_give_their_own_results():
+    """Helpers are shared by every model of the process: a call made while another thread
+    uses them runs its ranges on its own thread, with the same results."""
+    import threading
+
+    def run():
+        model = LoyaltyModel(make_scenario(market={"population": 12 * CHUNK, "steps": 6}), threads=2)
+        model.run()
+        return model.metrics_frame()
+
+    alone = run()
+    frames = [None, None]
+
+    def worker(k):
+        frames[k] = run()
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for frame in frames:
+        assert frame is not None and frame.equals(alone)
+
+
 def test_threads_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         Split(10, 0)
