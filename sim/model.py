@@ -368,40 +368,58 @@ class LoyaltyModel(mesa.Model):
         return pd.DataFrame(frame)
 
     def customers_frame(self):
-        """The final state of every person as a table (one row per customer or prospect)."""
+        """The final state of every person as a pandas table (one row per customer or prospect)."""
         import pandas as pd
 
-        pop = self.population
-        firm_names = np.array([*self.firm_names, ""], dtype=object)
-        firm = np.where(pop.firm >= 0, pop.firm, len(self.firm_names))
+        return pd.DataFrame(
+            {name: np.asarray(column[1], dtype=object)[column[0]] if isinstance(column, tuple) else column
+             for name, column in self._customer_columns().items()}
+        )
+
+    def customers_table(self):
+        """:meth:`customers_frame` as an Arrow table, built without copying the numbers (text
+        columns as dictionaries): what ``customers.csv`` is written from."""
+        import pyarrow as pa
+
+        return pa.table(
+            {name: pa.DictionaryArray.from_arrays(column[0], column[1]) if isinstance(column, tuple) else column
+             for name, column in self._customer_columns().items()}
+        )
+
+    def _customer_columns(self) -> dict:
+        """The columns of :meth:`customers_frame`: arrays, and text as (codes, labels) pairs
+        (the empty label where a prospect has no firm, loyalty type or hold)."""
         from sim.population import HELD_BY, LOYALTY_TYPES
 
+        pop = self.population
         customer = pop.firm >= 0
-        return pd.DataFrame(
-            {
-                "customer": np.arange(pop.size),
-                "segment": np.array(self.segment_names, dtype=object)[pop.segment],
-                "firm": firm_names[firm],
-                "tenure_days": pop.tenure * self.step_days,
-                "expectation": pop.expectation,
-                "perceived_value": pop.perceived_value,
-                "satisfaction": pop.satisfaction,
-                "satisfaction_avg": pop.satisfaction_avg,
-                "trust": pop.trust,
-                "attachment": pop.attachment,
-                "switching_cost": pop.switching_cost,
-                "points": pop.points,
-                "tier": pop.tier,
-                "member": pop.member,
-                "loyalty_type": np.where(customer, np.array(LOYALTY_TYPES, dtype=object)[pop.loyalty_type], ""),
-                "held_by": np.where(customer, np.array(HELD_BY, dtype=object)[pop.held_by], ""),
-                "recommend": pop.recommend,
-                "repurchase_probability": pop.repurchase,
-                "value_to_date": pop.value_to_date,
-                "price_sensitivity": pop.price_sensitivity,
-                "quality_sensitivity": pop.quality_sensitivity,
-                "service_sensitivity": pop.service_sensitivity,
-                "reward_sensitivity": pop.reward_sensitivity,
-                "inertia": pop.inertia,
-            }
-        )
+
+        def text(codes, labels):
+            return np.where(customer, codes, len(labels)).astype(np.int16), [*labels, ""]
+
+        return {
+            "customer": np.arange(pop.size),
+            "segment": (pop.segment.astype(np.int16), list(self.segment_names)),
+            "firm": text(pop.firm, self.firm_names),
+            "tenure_days": pop.tenure * self.step_days,
+            "expectation": pop.expectation,
+            "perceived_value": pop.perceived_value,
+            "satisfaction": pop.satisfaction,
+            "satisfaction_avg": pop.satisfaction_avg,
+            "trust": pop.trust,
+            "attachment": pop.attachment,
+            "switching_cost": pop.switching_cost,
+            "points": pop.points,
+            "tier": pop.tier,
+            "member": pop.member,
+            "loyalty_type": text(pop.loyalty_type, LOYALTY_TYPES),
+            "held_by": text(pop.held_by, HELD_BY),
+            "recommend": pop.recommend,
+            "repurchase_probability": pop.repurchase,
+            "value_to_date": pop.value_to_date,
+            "price_sensitivity": pop.price_sensitivity,
+            "quality_sensitivity": pop.quality_sensitivity,
+            "service_sensitivity": pop.service_sensitivity,
+            "reward_sensitivity": pop.reward_sensitivity,
+            "inertia": pop.inertia,
+        }

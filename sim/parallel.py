@@ -124,7 +124,7 @@ class _Helper:
             kernel, args = self._call
             try:
                 self._outcome = (kernel(*args), None)
-            except BaseException as error:  # handed back to the caller by finish()
+            except BaseException as error:  # noqa: BLE001 (handed back to the caller by finish())
                 self._outcome = (None, error)
             self._call = None
             self._done.release()

@@ -93,7 +93,7 @@ def write_run(model, out_root: str | Path, *, rid: str | None = None, charts: bo
         atomic_write_text(staging / "scenario.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
         metrics = model.metrics_frame()
         atomic_csv(metrics, staging / "metrics.csv", float_format="%.6g")
-        atomic_table_csv(model.customers_frame(), staging / "customers.csv")
+        atomic_table_csv(model.customers_table(), staging / "customers.csv")
         roles = {name: ("focal" if name == spec.focal_firm else "competitor") for name in model.firm_names}
         summary = {
             "scenario": {"name": spec.name, "title": spec.title or spec.name, "description": spec.description, "source": source, "sha256": digest},

@@ -178,3 +178,39 @@ def test_a_persons_index_passes_through_unchanged():
 
     values = np.arange(10.0)
     assert total(values, 3, 7) == 3 + 4 + 5 + 6
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 1000])
+def test_a_large_csv_is_the_same_file_on_any_number_of_threads(tmp_path, monkeypatch, rows):
+    """customers.csv is turned into text in pieces on threads and written in order."""
+    import pyarrow as pa
+
+    from sim import manifest
+
+    monkeypatch.setattr(manifest, "CSV_PIECE_ROWS", 3)  # many pieces, and more than two per thread
+    table = pa.table({
+        "n": np.arange(rows),
+        "x": np.linspace(0.0, 1.0, rows),
+        "firm": pa.DictionaryArray.from_arrays(np.arange(rows, dtype=np.int16) % 3, ["a", "b,c", ""]),
+    })
+    one = manifest.atomic_table_csv(table, tmp_path / "one.csv", threads=1).read_bytes()
+    assert one.count(b"\n") == rows + 1  # a header, then one line per row
+    for threads in (2, 3, 5):
+        assert manifest.atomic_table_csv(table, tmp_path / f"{threads}.csv", threads=threads).read_bytes() == one
+    assert manifest.atomic_table_csv(table.to_pandas(), tmp_path / "frame.csv", threads=2).read_bytes() == one
+
+
+def test_the_customers_table_holds_what_the_customers_frame_holds():
+    import pyarrow as pa
+
+    model = LoyaltyModel(make_scenario(market={"population": 3 * CHUNK, "steps": 3}), threads=1)
+    model.run()
+    frame, table = model.customers_frame(), model.customers_table()
+    assert list(frame.columns) == table.column_names
+    for name in frame.columns:
+        column = table.column(name)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        assert column.to_pylist() == frame[name].tolist(), name
+    assert (frame["firm"] == "").sum() == (model.population.firm < 0).sum() > 0  # prospects have no firm
+
