@@ -87,6 +87,10 @@ LEFT_CATEGORY, DISSATISFIED, PRICE, REWARDS, VALUE = 0, 1, 2, 3, 4
 LADDER = np.array([HELD["switching_cost"], HELD["price"], HELD["rewards"], HELD["trust"]], dtype=np.uint8)
 H_NONE, H_NO_ALTERNATIVE, H_NOT_LOOKING = HELD["none"], HELD["no_alternative"], HELD["not_looking"]
 
+# a conversation of word of mouth (see speak): listener << TALK_SHIFT | firm << 1 | good news;
+# firms are int8 (at most 127), so 7 bits of firm (a shift and a mask to read: no division)
+TALK_SHIFT, FIRM_BITS = 8, 127
+
 # bits of a purchase outcome (see consume)
 BOUGHT, FAILED, RECOVERED = 1, 2, 4
 
@@ -525,7 +529,7 @@ def speak(pop, off, par, key, ties, said, lo, hi):
     likelihood to recommend is scored; a promoter (9-10) has Poisson(positive reach, more
     for club members) conversations this step, a detractor (0-6) Poisson(negative reach),
     each with one of its ties drawn at random. Returns the conversations in the order of the
-    speakers, each as ``(listener * F + firm) * 2 + (1 if good news else 0)``, for
+    speakers, each as ``listener << TALK_SHIFT | firm << 1 | (1 if good news else 0)``, for
     :func:`listen`; ``said`` (chunks, 2, F) counts them by firm, good news then bad."""
     n_firms = pop.buzz.shape[1]
     degree = ties.shape[1]
@@ -573,7 +577,7 @@ def speak(pop, off, par, key, ties, said, lo, hi):
             talked = more
         for k in range(talks):
             j = ties[i, min(int(uniform(key, i, S_LISTENER + k) * degree), degree - 1)]
-            talked[count] = (j * n_firms + f) * 2 + good
+            talked[count] = (np.int64(j) << TALK_SHIFT) | (f << 1) | good
             count += 1
         said[i // CHUNK, 1 - good, f] += talks
     return talked[:count]
@@ -585,14 +589,12 @@ def listen(buzz, firm, heard, talked, lo, hi):
     firm moves by +1 or -1 (conversations ``talked`` of :func:`speak`, in order: a listener
     hears its conversations in the order of their speakers, whichever thread takes it); what
     customers hear about their own firm is added up in ``heard``."""
-    n_firms = buzz.shape[1]
     for k in range(talked.size):
         code = talked[k]
-        listener = code >> 1
-        j = listener // n_firms
+        j = code >> TALK_SHIFT
         if j < lo or j >= hi:
             continue
-        j, f = person(j), listener % n_firms
+        j, f = person(j), (code >> 1) & FIRM_BITS
         sign = np.float32(1.0) if code & 1 else np.float32(-1.0)
         buzz[j, f] += sign
         if firm[j] == f:
