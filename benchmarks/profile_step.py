@@ -1,13 +1,22 @@
-"""Where a step's time goes: each compiled kernel of a step timed on its own.
+"""Where a step's time goes: each pass and each compiled kernel of a step timed on its own.
 
-    .venv/bin/python benchmarks/profile_step.py [--size 1000000] [--steps 12] [--warm 12] [--threads N]
+    .venv/bin/python benchmarks/profile_step.py [--size 1000000] [--steps 12] [--warm 12] [--threads N] [--plain]
 
 Builds the reference market (``benchmarks/reference.yaml``) at ``--size`` people, runs
 ``--warm`` steps so the market is past its start, then runs ``--steps`` more steps with
 every call that :meth:`sim.model.LoyaltyModel.step` makes into :mod:`sim.engine` (and the
-measures, ``LoyaltyModel._record``) wrapped in a clock. Prints milliseconds per step for
-each (wall-clock time: a kernel split among ``--threads`` threads counts once), and what is
-left (the step's own Python: offers, flows, the ledger).
+measures, ``LoyaltyModel._record``) wrapped in a clock. A pass (``sim.engine.PASSES``) is
+timed as a whole, then run as Python so that each kernel it calls is timed too. Prints
+milliseconds per step for each (wall-clock time: a pass split among ``--threads`` threads
+counts once; a kernel inside a pass, its longest range), and what is left (the step's own
+Python: offers, flows, the ledger).
+
+``--plain`` only times the steps, with no clock inside them: the figure to compare two
+versions of the engine with (run them alternately; it works with any version).
+``--kernel NAME`` times one kernel alone (on one thread, over the whole market): its first
+call of a step is recorded with the state it found, then repeated ``--steps`` times, the state
+put back before each; prints the fastest and the median time. To compare two versions of one
+kernel.
 """
 
 from __future__ import annotations
@@ -28,7 +37,11 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=12)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=None, help="threads of the step (default: every available core)")
+    parser.add_argument("--plain", action="store_true", help="only time the steps (no clocks inside them)")
+    parser.add_argument("--kernel", help="time one kernel of sim.engine alone, on one thread (e.g. consume)")
     args = parser.parse_args()
+    if args.kernel:
+        args.threads = 1
 
     from sim import engine
     from sim.api import load_scenario
@@ -43,6 +56,18 @@ def main() -> None:
     model = LoyaltyModel(scenario, threads=args.threads)
     for _ in range(args.warm):
         model.step()
+    if args.plain:
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            model.step()
+        total = time.perf_counter() - start
+        print(f"reference market, {args.size:,} people on {model._split.threads} thread(s), {args.steps} steps after {args.warm}: "
+              f"{total / args.steps * 1e3:.2f} ms per step, {args.size * args.steps / total:,.0f} customer-steps/s (plain)")
+        return
+
+    if args.kernel:
+        time_kernel(model, args.kernel, args.steps)
+        return
 
     clock: dict[str, float] = defaultdict(float)
 
@@ -115,6 +140,43 @@ def main() -> None:
         print(f"  {name:<36} {seconds / args.steps * 1e3:8.1f} ms/step  {seconds / total:6.1%}")
     rest = total - sum(clock.values())
     print(f"  {'rest of the step':<36} {rest / args.steps * 1e3:8.1f} ms/step  {rest / total:6.1%}")
+
+
+def time_kernel(model, name: str, repeats: int) -> None:
+    """Record the first call of kernel ``name`` in the next step, then time it ``repeats`` times on
+    the state it found (see the module's docstring)."""
+    import numpy as np
+
+    from sim import engine
+    from sim.parallel import Split
+
+    kernel = getattr(engine, name)
+    recorded: list = []
+
+    def record(*a):
+        if not recorded:
+            arrays = [x for x in (*model._pop, *a) if isinstance(x, np.ndarray)]
+            recorded.append((a, arrays, [x.copy() for x in arrays]))
+        return kernel(*a)
+
+    each, passes = Split.each, {p: p.py_func for p in engine.PASSES}  # passes as Python, to see the call
+    Split.each = lambda split, k, *a: each(split, passes.get(k, k), *a)
+    setattr(engine, name, record)
+    try:
+        model.step()
+    finally:
+        setattr(engine, name, kernel)
+        Split.each = each
+    a, arrays, saved = recorded[0]
+    times = []
+    for _ in range(repeats):
+        for array, copy in zip(arrays, saved):
+            array[...] = copy
+        start = time.perf_counter()
+        kernel(*a)
+        times.append(time.perf_counter() - start)
+    print(f"{name} alone, {model.population.size:,} people on one thread, {repeats} calls: "
+          f"fastest {min(times) * 1e3:.2f} ms, median {np.median(times) * 1e3:.2f} ms")
 
 
 if __name__ == "__main__":

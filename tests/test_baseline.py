@@ -159,3 +159,22 @@ def test_bench_quick_prints_the_table(tmp_path):
     written = list(tmp_path.glob("*.csv"))
     assert len(written) == 1
     assert len(written[0].read_text(encoding="utf-8").splitlines()) == 5
+
+
+@pytest.mark.parametrize("mode", [[], ["--plain"], ["--kernel", "consume"]])
+def test_profile_step_times_the_passes_and_their_kernels(mode):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "profile_step.py"), "--size", "10000", "--steps", "2", "--warm", "2", "--threads", "2", *mode],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    if mode == ["--kernel", "consume"]:
+        assert out.startswith("consume alone, 10,000 people on one thread, 2 calls: fastest")
+    elif mode == ["--plain"]:
+        assert "10,000 people on 2 thread(s), 2 steps after 2" in out and out.rstrip().endswith("(plain)")
+    else:
+        for name in ("buy", "hear_and_decide", "close", "decide (part of hear_and_decide)", "decide (part of close)",
+                     "consume (part of buy)", "listen (part of hear_and_decide)", "tally (part of _record)", "rest of the step"):
+            assert f"  {name} " in out, name
