@@ -858,10 +858,17 @@ def hear_and_decide(pop, off, ctx, par, key, talked, heard, choice, reason, lo, 
 @jit
 def close(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi):
     """The end of a step for ``lo .. hi-1``: :func:`settle`, :func:`decide` for those who joined, :func:`age`."""
-    settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi)
-    decide(pop, off, ctx, par, np.uint64(0), choice, reason, False, lo, hi)
+    for a in range(lo, hi, SETTLE_CHUNKS * CHUNK):  # movers still in the cache when they get their terms
+        b = min(a + SETTLE_CHUNKS * CHUNK, hi)
+        settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, a, b)
+        decide(pop, off, ctx, par, np.uint64(0), choice, reason, False, a, b)
     age(pop.firm, pop.tenure, pop.value_to_date, margin, lo, hi)
 
+
+#: Chunks :func:`close` settles before the movers among them get their terms: few enough that
+#: the state :func:`join` wrote for them is still in the cache (about 100 movers a stretch),
+#: many enough that :func:`decide`'s own set-up is paid rarely.
+SETTLE_CHUNKS = 16
 
 #: The passes of a step: each runs several kernels, in order, for one range of customers
 #: (one call, so one hand-over to a thread and one conversion of the state tuples, per range).

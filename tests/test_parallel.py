@@ -149,6 +149,19 @@ def test_results_do_not_depend_on_the_number_of_threads(monkeypatch, floor):
             assert np.array_equal(values, state[name], equal_nan=True), f"{name} differs on {threads} threads"
 
 
+def test_stretches_of_settling_do_not_change_the_results():
+    """engine.close settles a range SETTLE_CHUNKS chunks at a time: on 1 thread and on 3 the
+    stretches start at different people (a long market, so a range holds several)."""
+    from sim import engine
+
+    population = (2 * engine.SETTLE_CHUNKS + 7) * CHUNK + 123
+    scenario = make_scenario(**{**RICH, "market": {"population": population, "steps": 20, "seed": 3}})
+    one, three = (_state(LoyaltyModel(scenario, threads=threads).run()) for threads in (1, 3))
+    assert one["metrics.won_from_rivals"].sum() > 0  # people moved between firms
+    for name, values in one.items():
+        assert np.array_equal(values, three[name], equal_nan=True), f"{name} differs"
+
+
 def test_worker_processes_share_the_cores(monkeypatch):
     seen = {}
 
