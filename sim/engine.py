@@ -839,6 +839,12 @@ def age(firm, tenure, value_to_date, margin, lo, hi):
             tenure[i] += 1
 
 
+#: Chunks :func:`close` settles before the movers among them get their terms: few enough that
+#: the state :func:`join` wrote for them is still in the cache (about 100 movers a stretch),
+#: many enough that :func:`decide`'s own set-up is paid rarely.
+SETTLE_CHUNKS = 16
+
+
 @jit
 def buy(pop, off, ctx, par, key, reach, choice, acquired, money, margin, ties, said, lo, hi):
     """Phases 2-7 for ``lo .. hi-1``, said: :func:`acquire`, :func:`consume`, :func:`speak` (its conversations returned)."""
@@ -864,11 +870,6 @@ def close(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi):
         decide(pop, off, ctx, par, np.uint64(0), choice, reason, False, a, b)
     age(pop.firm, pop.tenure, pop.value_to_date, margin, lo, hi)
 
-
-#: Chunks :func:`close` settles before the movers among them get their terms: few enough that
-#: the state :func:`join` wrote for them is still in the cache (about 100 movers a stretch),
-#: many enough that :func:`decide`'s own set-up is paid rarely.
-SETTLE_CHUNKS = 16
 
 #: The passes of a step: each runs several kernels, in order, for one range of customers
 #: (one call, so one hand-over to a thread and one conversion of the state tuples, per range).

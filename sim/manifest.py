@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from sim.parallel import default_threads
+
 MANIFEST = "manifest.json"
 FORMAT = "loyalty-sim manifest 1"
 #: Flush each file to disk before renaming it (set LOYALTY_SIM_FSYNC=0 to skip: a killed
@@ -116,8 +118,6 @@ def atomic_table_csv(table, path: str | Path, threads: int | None = None) -> Pat
     are held in memory."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
-
-    from sim.parallel import default_threads
 
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
