@@ -48,6 +48,8 @@ from sim.rules import (
     person,
     pick,
     poisson,
+    poisson_at,
+    poisson_tables,
     purchase_outcome,
     recommend,
     recommend_each,
@@ -538,10 +540,14 @@ def speak(pop, off, par, key, ties, said, lo, hi):
         i = person(p)
         for f in range(n_firms):
             pop.buzz[i, f] *= decay
-    # exp(-rate) of the Poisson counts, per firm: a promoter who is not a club member, one who
-    # is, and a detractor
-    limit_plain, limit_member = np.exp(-par.positive_reach * np.ones(n_firms)), np.exp(-par.positive_reach * (1.0 + off.word_of_mouth_boost))
-    limit_negative = math.exp(-par.negative_reach)
+    # the rates of the Poisson counts of conversations, and exp(-rate): a promoter who is not a
+    # club member (row 0), one who is, of each firm (1 .. F), and a detractor (F + 1); their
+    # cumulative probabilities where every rate is at most 30 (else each count is drawn alone)
+    rates = np.empty(n_firms + 2)
+    rates[0], rates[1:n_firms + 1], rates[n_firms + 1] = par.positive_reach, par.positive_reach * (1.0 + off.word_of_mouth_boost), par.negative_reach
+    limits = np.exp(-rates)
+    tabled = rates.max() <= 30.0
+    tables, most = poisson_tables(rates, limits) if tabled else (np.zeros((1, 1)), np.zeros(1))
     scores = np.empty(BLOCK, dtype=np.int64)
     talked = np.empty(max(64, (hi - lo) // 8), dtype=np.int64)
     count = 0
@@ -560,17 +566,17 @@ def speak(pop, off, par, key, ties, said, lo, hi):
         score = scores[k]
         pop.recommend[i] = score
         if score >= 9:
-            if pop.member[i]:
-                rate, limit, good = par.positive_reach * (1.0 + off.word_of_mouth_boost[f]), limit_member[f], 1
-            else:
-                rate, limit, good = par.positive_reach, limit_plain[f], 1
+            row, good = (1 + f if pop.member[i] else 0), 1
         elif score <= 6:
-            rate, limit, good = par.negative_reach, limit_negative, 0
+            row, good = n_firms + 1, 0
         else:
             continue
-        if degree == 0:
+        if degree == 0 or rates[row] <= 0.0:
             continue
-        talks = poisson(rate, key, i, S_TALKS, limit)
+        if tabled:
+            talks = poisson_at(tables[row], most[row], uniform(key, i, S_TALKS))
+        else:
+            talks = poisson(rates[row], key, i, S_TALKS, limits[row])
         if count + talks > talked.size:
             more = np.empty(max(2 * talked.size, count + talks), dtype=np.int64)
             more[:count] = talked[:count]

@@ -198,12 +198,14 @@ def normal_quantile(p) -> float:
     return middle if abs(q) <= 0.425 else tail
 
 
-@jit
+@fastmath.exact
 def poisson(rate: float, key, i, slot, limit=-1.0) -> int:
     """A Poisson(``rate``) count: for rates up to 30, the distribution function inverted at the
     uniform of ``slot`` (the smallest k whose cumulative probability reaches it); above, the
     rounded normal approximation. A caller that draws many counts at one rate passes
-    ``limit = exp(-rate)`` (the chance of none), computed once."""
+    ``limit = exp(-rate)`` (the chance of none), computed once. Compiled without
+    re-association, like :func:`poisson_tables`: both sum the probabilities exactly as written,
+    so they give the same counts."""
     if rate <= 0.0:
         return 0
     if rate > 30.0:
@@ -218,6 +220,37 @@ def poisson(rate: float, key, i, slot, limit=-1.0) -> int:
         k += 1
         p *= rate / k
         cumulative += p
+    return k
+
+
+@fastmath.exact
+def poisson_tables(rates, limits):
+    """For drawing many Poisson counts at a few rates (each at most 30): row ``r`` of the first
+    array holds the cumulative probabilities :func:`poisson` sums for ``rates[r]`` (from
+    ``limits[r]`` = exp(-rate), the same arithmetic in the same order), up to where its search
+    stops, ``most[r]``, the second array. :func:`poisson_at` then draws the same counts without
+    a division at each step of the search."""
+    most = rates + 40.0 * np.sqrt(rates) + 40.0
+    tables = np.empty((rates.size, int(math.ceil(most.max())) + 1))
+    for r in range(rates.size):
+        k = 0
+        p = cumulative = limits[r]
+        tables[r, 0] = cumulative
+        while k < most[r]:
+            k += 1
+            p *= rates[r] / k
+            cumulative += p
+            tables[r, k] = cumulative
+    return tables, most
+
+
+@inlined
+def poisson_at(table, most, u) -> int:
+    """The Poisson count whose cumulative probability (``table``, of :func:`poisson_tables`)
+    first reaches the uniform ``u``: :func:`poisson` of the same uniform."""
+    k = 0
+    while u > table[k] and k < most:
+        k += 1
     return k
 
 

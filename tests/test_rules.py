@@ -322,6 +322,31 @@ def test_poisson_draws_have_the_rate_as_mean_and_variance(rate):
     assert k.var() == pytest.approx(rate, rel=0.05)
 
 
+@rules.jit
+def _poissons_from_table(table, most, key, n):
+    return np.array([rules.poisson_at(table, most, rules.uniform(key, i, 0)) for i in range(n)])
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 1.0, 1.7, 12.0, 30.0])
+def test_poisson_counts_from_a_table_are_the_counts_of_poisson(rate):
+    """speak draws its conversations from tables of cumulative probabilities: the same counts,
+    draw for draw, as poisson's own search (other rates in the tables do not matter)."""
+    rates = np.array([2.5, rate, 0.7])
+    tables, most = rules.poisson_tables(rates, np.exp(-rates))
+    key = rules.stream_key(6, 1)
+    drawn = _poissons_from_table(tables[1], most[1], key, 60_000)
+    assert np.array_equal(drawn, _poissons(rate, key, 60_000))
+    assert rate == 0 or drawn.max() > rate  # the upper tail was reached
+    # the table is poisson's recurrence, to the last bit
+    p = cumulative = math.exp(-rate)
+    expected = [cumulative]
+    for k in range(1, math.ceil(rate + 40 * math.sqrt(rate) + 40) + 1):
+        p *= rate / k
+        cumulative += p
+        expected.append(cumulative)
+    assert tables[1, : len(expected)].tolist() == expected
+
+
 @pytest.mark.parametrize("rate", [0.4, 1.7, 12.0])
 def test_poisson_counts_follow_the_poisson_distribution(rate):
     """Each count is the distribution function inverted at its uniform: the frequencies of the
