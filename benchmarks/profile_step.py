@@ -41,6 +41,11 @@ def main() -> None:
     parser.add_argument("--kernel", help="time one kernel of sim.engine alone, on one thread (e.g. consume)")
     args = parser.parse_args()
     if args.kernel:
+        from sim import engine
+
+        compiled = sorted(name for name, value in vars(engine).items() if getattr(getattr(value, "py_func", None), "__module__", None) == "sim.engine" and value not in engine.PASSES)
+        if args.kernel not in compiled:
+            parser.error(f"--kernel: no compiled kernel {args.kernel!r} in sim.engine; one of: {', '.join(compiled)}")
         args.threads = 1
 
     from sim import engine
@@ -167,6 +172,8 @@ def time_kernel(model, name: str, repeats: int) -> None:
     finally:
         setattr(engine, name, kernel)
         Split.each = each
+    if not recorded:
+        raise SystemExit(f"--kernel: {name} was not called in a step of this market")
     a, arrays, saved = recorded[0]
     times = []
     for _ in range(repeats):

@@ -178,3 +178,13 @@ def test_profile_step_times_the_passes_and_their_kernels(mode):
         for name in ("buy", "hear_and_decide", "close", "decide (part of hear_and_decide)", "decide (part of close)",
                      "consume (part of buy)", "listen (part of hear_and_decide)", "tally (part of _record)", "rest of the step"):
             assert f"  {name} " in out, name
+
+
+def test_profile_step_names_the_kernels_it_can_time():
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "profile_step.py"), "--size", "3000", "--kernel", "nosuch"],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=300,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no compiled kernel 'nosuch' in sim.engine; one of: acquire, age," in done.stderr and "consume" in done.stderr
