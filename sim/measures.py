@@ -85,57 +85,101 @@ TALLY_ROWS = 35
 _LOYALTY_OF_HELD_BY = LOYALTY_OF_HELD_BY
 _LOCKED_IN = HELD["switching_cost"]
 _STICKY_HIGH, _STICKY_MEDIUM = STICKINESS[0][1], STICKINESS[1][1]
+# what :func:`tally` counts, coded in a few bits per customer (see there)
+_ATTITUDE_CODES, _HELD_CODES = 256, 64
+assert len(HELD) <= 8  # held_by takes three bits of a code
 
 
 @jit
 def tally(firm, tenure, satisfaction, satisfaction_avg, recommend_score, expectation, perceived_value, trust, attachment,
           switching_cost, held_by, repurchase, member, points, thresholds, window, out, counts, lo, hi):
-    """Sum the customer state every measure needs, per chunk and firm, in one pass over people
-    ``lo .. hi-1``: ``out`` (chunks, TALLY_ROWS, F) gets the sums, ``counts`` (the same shape, in
-    integers: an integer add is quicker) what is counted.
+    """Sum the customer state every measure needs, per firm, in a pass over people
+    ``lo .. hi-1``: ``out`` (chunks, TALLY_ROWS, F) gets the sums per chunk, ``counts`` (the same
+    shape, in integers) what is counted, all of it in the row of the range's first chunk (a
+    sum of integers is the same in any order; sums of numbers are kept per chunk, so they are
+    the same whatever the threads).
 
     ``thresholds`` are the satisfaction levels' lower bounds; ``window`` is the repeat-purchase
-    window in steps (customers with a longer tenure count as kept)."""
-    sums = np.zeros(out.shape[1:])  # one chunk's, in arrays of the kernel's own (stores to them cannot alias the state)
-    counted = np.zeros(out.shape[1:], dtype=np.int64)
+    window in steps (customers with a longer tenure count as kept).
+
+    The sums are taken a firm at a time over a chunk, each customer's value or 0, in loops
+    the compiler runs several customers at a time. What is counted is coded in two small
+    integers per customer, whose occurrences are counted per firm and decoded at the end:
+    the satisfaction level, detractor, favourable attitude, promoter, repeat buyer and the
+    stickiness bands (256 codes); held_by, emotional loyalty, club membership and kept (64).
+    Adding one to a code's count costs a customer two increments, where a row per measure
+    cost twenty."""
+    n_firms = out.shape[2]
+    generally, fairly, highly = np.float32(thresholds[0]), np.float32(thresholds[1]), np.float32(thresholds[2])
+    attitude = np.zeros((n_firms, _ATTITUDE_CODES), dtype=np.int64)
+    bond = np.zeros((n_firms, _HELD_CODES), dtype=np.int64)
     for chunk in range(lo // CHUNK, (hi + CHUNK - 1) // CHUNK):
-        sums[:] = 0.0
-        counted[:] = 0
-        for p in range(max(lo, chunk * CHUNK), min(hi, (chunk + 1) * CHUNK)):
+        a, b = max(lo, chunk * CHUNK), min(hi, (chunk + 1) * CHUNK)
+        sums = out[chunk]
+        for g in range(n_firms):
+            s_satisfaction = s_average = s_expectation = s_perceived = s_trust = s_attachment = s_switching = s_repurchase = s_points = 0.0
+            for p in range(a, b):
+                i = person(p)
+                on = firm[i] == g
+                s_satisfaction += satisfaction[i] if on else 0.0
+                s_average += satisfaction_avg[i] if on else 0.0
+                s_expectation += expectation[i] if on else 0.0
+                s_perceived += perceived_value[i] if on else 0.0
+                s_trust += trust[i] if on else 0.0
+                s_attachment += attachment[i] if on else 0.0
+                s_switching += switching_cost[i] if on else 0.0
+                s_repurchase += repurchase[i] if on else 0.0
+                s_points += points[i] if on else 0.0
+            sums[T_SATISFACTION, g] = s_satisfaction
+            sums[T_SATISFACTION_AVG, g] = s_average
+            sums[T_EXPECTATION, g] = s_expectation
+            sums[T_PERCEIVED, g] = s_perceived
+            sums[T_TRUST, g] = s_trust
+            sums[T_ATTACHMENT, g] = s_attachment
+            sums[T_SWITCHING, g] = s_switching
+            sums[T_REPURCHASE, g] = s_repurchase
+            sums[T_POINTS, g] = s_points
+        for p in range(a, b):
             i = person(p)
             f = firm[i]
             if f < 0:
                 continue
-            counted[T_COUNT, f] += 1
-            sums[T_SATISFACTION, f] += satisfaction[i]
-            average = satisfaction_avg[i]
-            sums[T_SATISFACTION_AVG, f] += average
-            counted[T_LEVEL + level(average, thresholds[0], thresholds[1], thresholds[2]), f] += 1
-            score = recommend_score[i]
-            counted[T_PROMOTERS, f] += score >= 9
-            counted[T_DETRACTORS, f] += score <= 6
-            sums[T_EXPECTATION, f] += expectation[i]
-            sums[T_PERCEIVED, f] += perceived_value[i]
-            sums[T_TRUST, f] += trust[i]
-            sums[T_ATTACHMENT, f] += attachment[i]
-            sums[T_SWITCHING, f] += switching_cost[i]
-            counted[T_LOYALTY + _LOYALTY_OF_HELD_BY[held_by[i]], f] += 1
-            counted[T_LOCKED_IN, f] += held_by[i] == _LOCKED_IN
-            r = repurchase[i]
-            sums[T_REPURCHASE, f] += r
-            repeat = r >= REPEAT_THRESHOLD
-            favourable = score >= ATTITUDE_THRESHOLD
-            counted[T_REPEAT, f] += repeat
-            counted[T_FAVOURABLE, f] += favourable
-            counted[T_EMOTIONAL, f] += attachment[i] >= EMOTIONAL_THRESHOLD
+            c = np.float32(satisfaction_avg[i])  # the level as :func:`sim.rules.level` gives it
+            score, r = recommend_score[i], repurchase[i]
+            code = (
+                (c >= generally) + (c >= fairly) + (c >= highly)
+                | ((score <= 6) | (score >= ATTITUDE_THRESHOLD) << 1 | (score >= 9) << 2) << 2
+                | ((r >= REPEAT_THRESHOLD) | (r >= _STICKY_HIGH) << 1 | (r >= _STICKY_MEDIUM) << 2) << 5
+            )
+            attitude[f, code] += 1
+            bond[f, held_by[i] | ((attachment[i] >= EMOTIONAL_THRESHOLD) | member[i] << 1 | (tenure[i] > window) << 2) << 3] += 1
+    counted = counts[lo // CHUNK]
+    for f in range(n_firms):
+        for code in range(_ATTITUDE_CODES):
+            k = attitude[f, code]
+            if k == 0:
+                continue
+            detractor, favourable, promoter = code & 4 != 0, code & 8 != 0, code & 16 != 0
+            repeat, high, medium = code & 32 != 0, code & 64 != 0, code & 128 != 0
+            counted[T_COUNT, f] += k
+            counted[T_LEVEL + (code & 3), f] += k
+            counted[T_PROMOTERS, f] += k * promoter
+            counted[T_DETRACTORS, f] += k * detractor
+            counted[T_REPEAT, f] += k * repeat
+            counted[T_FAVOURABLE, f] += k * favourable
             quadrant = T_TRUE if favourable and repeat else T_LATENT if favourable else T_SPURIOUS if repeat else T_NONE
-            counted[quadrant, f] += 1
-            counted[T_STICKINESS + (0 if r >= _STICKY_HIGH else 1 if r >= _STICKY_MEDIUM else 2), f] += 1
-            counted[T_MEMBERS, f] += member[i]
-            sums[T_POINTS, f] += points[i]
-            counted[T_KEPT, f] += tenure[i] > window
-        out[chunk] = sums
-        counts[chunk] = counted
+            counted[quadrant, f] += k
+            counted[T_STICKINESS + (0 if high else 1 if medium else 2), f] += k
+        for code in range(_HELD_CODES):
+            k = bond[f, code]
+            if k == 0:
+                continue
+            held = code & 7
+            counted[T_LOYALTY + _LOYALTY_OF_HELD_BY[held], f] += k
+            counted[T_LOCKED_IN, f] += k * (held == _LOCKED_IN)
+            counted[T_EMOTIONAL, f] += k * (code & 8 != 0)
+            counted[T_MEMBERS, f] += k * (code & 16 != 0)
+            counted[T_KEPT, f] += k * (code & 32 != 0)
 
 
 def year_steps(steps_per_year: float) -> int:

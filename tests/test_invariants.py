@@ -15,9 +15,10 @@ import pandas as pd
 import pytest
 
 from sim.ledger import COSTS
-from sim.measures import SATISFACTION_LEVELS
+from sim.measures import ATTITUDE_THRESHOLD, EMOTIONAL_THRESHOLD, REPEAT_THRESHOLD, SATISFACTION_LEVELS, STICKINESS, repeat_purchase_rate, year_steps
 from sim.model import LoyaltyModel
-from sim.population import HELD_BY, LOYALTY_TYPES, PROSPECT
+from sim.population import HELD, HELD_BY, LOYALTY_OF_HELD_BY, LOYALTY_TYPES, PROSPECT
+from sim.rules import satisfaction_level
 
 from conftest import make_scenario
 
@@ -193,6 +194,77 @@ def test_invariants_hold_with_no_initial_customers_and_weekly_steps():
 def _tables(scenario, seed=None):
     model = LoyaltyModel(scenario, seed=seed).run()
     return model.metrics_frame(), model.customers_frame()
+
+
+def test_measures_of_customer_state_are_what_the_customers_hold(rich_scenario):
+    """Every measure the tally sums or counts, against the same measure computed here from
+    the population's arrays, per firm, after each step; on two threads, so that the second
+    range's customers are tallied apart from the first's."""
+    model = LoyaltyModel(rich_scenario, seed=4, threads=2)
+    names = list(model.firm_names)
+    behaviour = model.config.behaviour
+    for _ in range(16):
+        model.step()
+        t, pop = model.steps, model.population
+        frame = model.metrics_frame()
+        row = frame[frame["step"] == t].set_index("firm").loc[names]
+        customer_history = frame.pivot(index="step", columns="firm", values="customers")[names].to_numpy()
+        for f, name in enumerate(names):
+            mine = pop.firm == f
+            n = mine.sum()
+            got = row.loc[name]
+            where = f"after step {t}, {name}"
+            assert got["customers"] == n, where
+            if n == 0:
+                continue
+
+            def share(flags):
+                return np.count_nonzero(flags[mine]) / n
+
+            def mean(values):
+                return values[mine].astype(np.float64).sum() / n
+
+            expected = {
+                "satisfaction_mean": mean(pop.satisfaction),
+                "satisfaction_avg_mean": mean(pop.satisfaction_avg),
+                "expectation_mean": mean(pop.expectation),
+                "perceived_value_mean": mean(pop.perceived_value),
+                "trust_mean": mean(pop.trust),
+                "attachment_mean": mean(pop.attachment),
+                "switching_cost_mean": mean(pop.switching_cost),
+                "repurchase_probability": mean(pop.repurchase),
+                "points_outstanding": pop.points[mine].astype(np.float64).sum(),
+                "members": np.count_nonzero(pop.member[mine]),
+                "share_promoters": share(pop.recommend >= 9),
+                "share_detractors": share(pop.recommend <= 6),
+                "share_locked_in": share(pop.held_by == HELD["switching_cost"]),
+                "layer_behavioural": share(pop.repurchase >= REPEAT_THRESHOLD),
+                "layer_attitudinal": share(pop.recommend >= ATTITUDE_THRESHOLD),
+                "layer_emotional": share(pop.attachment >= EMOTIONAL_THRESHOLD),
+            }
+            levels = satisfaction_level(pop.satisfaction_avg, behaviour)
+            for code, level in enumerate(SATISFACTION_LEVELS):
+                expected[f"share_{level}"] = share(levels == code)
+            loyalty = LOYALTY_OF_HELD_BY[pop.held_by]
+            for code, kind in enumerate(LOYALTY_TYPES):
+                expected[f"share_{kind}"] = share(loyalty == code)
+            favourable, repeat = pop.recommend >= ATTITUDE_THRESHOLD, pop.repurchase >= REPEAT_THRESHOLD
+            expected["quadrant_true"] = share(favourable & repeat)
+            expected["quadrant_latent"] = share(favourable & ~repeat)
+            expected["quadrant_spurious"] = share(~favourable & repeat)
+            expected["quadrant_none"] = share(~favourable & ~repeat)
+            (_, high), (_, medium), _ = STICKINESS
+            expected["stickiness_high"] = share(pop.repurchase >= high)
+            expected["stickiness_medium"] = share((pop.repurchase >= medium) & (pop.repurchase < high))
+            expected["stickiness_low"] = share(pop.repurchase < medium)
+            for measure, value in expected.items():
+                assert got[measure] == pytest.approx(value, rel=1e-9, abs=1e-12), f"{where}: {measure}"
+            # kept: customers with a tenure above the repeat-purchase window
+            window = min(t, year_steps(model.steps_per_year))
+            kept = np.zeros(len(names))
+            kept[f] = np.count_nonzero(mine & (pop.tenure > window))
+            rate = repeat_purchase_rate(kept, customer_history, t, model.steps_per_year)[f]
+            assert got["repeat_purchase_rate"] == pytest.approx(rate, rel=1e-12), f"{where}: repeat_purchase_rate"
 
 
 def test_same_scenario_and_seed_give_identical_tables(rich_scenario):
