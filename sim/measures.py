@@ -15,7 +15,7 @@ import numpy as np
 from sim.ledger import ACCOUNTS
 from sim.parallel import CHUNK, Split
 from sim.population import HELD, LOYALTY_OF_HELD_BY, LOYALTY_TYPES, Population
-from sim.rules import jit, level, person
+from sim.rules import jit, person
 from sim.scenario import Behaviour
 
 SATISFACTION_LEVELS = ("dissatisfied", "generally_satisfied", "fairly_satisfied", "highly_satisfied")

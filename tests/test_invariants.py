@@ -15,7 +15,15 @@ import pandas as pd
 import pytest
 
 from sim.ledger import COSTS
-from sim.measures import ATTITUDE_THRESHOLD, EMOTIONAL_THRESHOLD, REPEAT_THRESHOLD, SATISFACTION_LEVELS, STICKINESS, repeat_purchase_rate, year_steps
+from sim.measures import (
+    ATTITUDE_THRESHOLD,
+    EMOTIONAL_THRESHOLD,
+    REPEAT_THRESHOLD,
+    SATISFACTION_LEVELS,
+    STICKINESS,
+    repeat_purchase_rate,
+    year_steps,
+)
 from sim.model import LoyaltyModel
 from sim.population import HELD, HELD_BY, LOYALTY_OF_HELD_BY, LOYALTY_TYPES, PROSPECT
 from sim.rules import satisfaction_level
@@ -218,10 +226,10 @@ def test_measures_of_customer_state_are_what_the_customers_hold(rich_scenario):
             if n == 0:
                 continue
 
-            def share(flags):
+            def share(flags, mine=mine, n=n):
                 return np.count_nonzero(flags[mine]) / n
 
-            def mean(values):
+            def mean(values, mine=mine, n=n):
                 return values[mine].astype(np.float64).sum() / n
 
             expected = {
