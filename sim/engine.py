@@ -29,6 +29,7 @@ import numba
 import numpy as np
 
 from sim import fastmath
+from sim.measures import tally
 from sim.parallel import CHUNK
 from sim.population import HELD
 from sim.rules import (
@@ -868,13 +869,20 @@ def hear_and_decide(pop, off, ctx, par, key, talked, heard, choice, reason, lo, 
 
 
 @jit
-def close(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi):
-    """The end of a step for ``lo .. hi-1``: :func:`settle`, :func:`decide` for those who joined, :func:`age`."""
+def close(pop, off, ctx, par, choice, reason, margin, churn, lost, won, levels, window, sums, counts, lo, hi):
+    """The end of a step for ``lo .. hi-1``: :func:`settle`, :func:`decide` for those who joined,
+    :func:`age`, and the measures' :func:`sim.measures.tally` of the state the step leaves
+    (``levels``, ``window``, ``sums`` and ``counts`` as it takes them)."""
     for a in range(lo, hi, SETTLE_CHUNKS * CHUNK):  # movers still in the cache when they get their terms
         b = min(a + SETTLE_CHUNKS * CHUNK, hi)
         settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, a, b)
         decide(pop, off, ctx, par, np.uint64(0), choice, reason, False, a, b)
     age(pop.firm, pop.tenure, pop.value_to_date, margin, lo, hi)
+    tally(
+        pop.firm, pop.tenure, pop.satisfaction, pop.satisfaction_avg, pop.recommend, pop.expectation, pop.perceived_value,
+        pop.trust, pop.attachment, pop.switching_cost, pop.held_by, pop.repurchase, pop.member, pop.points,
+        levels, window, sums, counts, lo, hi,
+    )
 
 
 #: The passes of a step: each runs several kernels, in order, for one range of customers

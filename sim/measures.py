@@ -188,6 +188,23 @@ def year_steps(steps_per_year: float) -> int:
     return max(1, int(round(steps_per_year)))
 
 
+def window_steps(step: int, steps_per_year: float) -> int:
+    """The repeat-purchase window at the end of ``step``: a year of steps, or every step so far."""
+    return min(step, year_steps(steps_per_year))
+
+
+def level_thresholds(behaviour: Behaviour) -> np.ndarray:
+    """The satisfaction levels' lower bounds, as :func:`tally` takes them."""
+    s = behaviour.satisfaction
+    return np.array([s.generally_satisfied, s.fairly_satisfied, s.highly_satisfied])
+
+
+def tally_arrays(chunks: int, n_firms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zeroed sums and counts for :func:`tally` over ``chunks`` chunks of customers."""
+    sums = np.zeros((chunks, TALLY_ROWS, n_firms))
+    return sums, np.zeros(sums.shape, dtype=np.int64)
+
+
 def compute(
     step: int,
     pop: Population,
@@ -199,21 +216,23 @@ def compute(
     steps_per_year: float,
     discount_per_step: float,
     split: Split | None = None,
+    tallied: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every measure of the metrics table at the end of ``step``; ``history`` holds the
-    rows recorded for the earlier steps (measures over the last year read it). ``split``
-    shares the tally of customer state among threads (one thread without it)."""
-    split = split or Split(pop.size, 1)
+    rows recorded for the earlier steps (measures over the last year read it). ``tallied``
+    is the :func:`tally` of the customers' state at the end of the step (the sums and counts
+    of :func:`tally_arrays`), where the step took it; else it is taken here, ``split`` sharing
+    it among threads (one thread without it)."""
+    if tallied is None:
+        split = split or Split(pop.size, 1)
+        tallied = tally_arrays(split.chunks, offers.size)
+        split.each(
+            tally, pop.firm, pop.tenure, pop.satisfaction, pop.satisfaction_avg, pop.recommend, pop.expectation, pop.perceived_value,
+            pop.trust, pop.attachment, pop.switching_cost, pop.held_by, pop.repurchase, pop.member, pop.points,
+            level_thresholds(behaviour), window_steps(step, steps_per_year), *tallied,
+        )
     n_firms = offers.size
-    s = behaviour.satisfaction
-    window = min(step, year_steps(steps_per_year))
-    sums = np.zeros((split.chunks, TALLY_ROWS, n_firms))
-    counts = np.zeros(sums.shape, dtype=np.int64)
-    split.each(
-        tally, pop.firm, pop.tenure, pop.satisfaction, pop.satisfaction_avg, pop.recommend, pop.expectation, pop.perceived_value,
-        pop.trust, pop.attachment, pop.switching_cost, pop.held_by, pop.repurchase, pop.member, pop.points,
-        np.array([s.generally_satisfied, s.fairly_satisfied, s.highly_satisfied]), window, sums, counts,
-    )
+    sums, counts = tallied
     t = sums.sum(axis=0) + counts.sum(axis=0)
     count = t[T_COUNT]
     safe = np.maximum(count, 1.0)
@@ -313,7 +332,7 @@ def repeat_purchase_rate(kept: np.ndarray, customer_history: np.ndarray, step: i
     ``kept`` counts each firm's customers with a tenure above ``w`` (a customer there at the
     end of step t - w has a tenure of at least w + 1 at the end of step t)."""
     n_firms = customer_history.shape[1]
-    window = min(step, year_steps(steps_per_year))
+    window = window_steps(step, steps_per_year)
     if window == 0:
         return np.ones(n_firms)
     then = customer_history[step - window]

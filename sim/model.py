@@ -17,7 +17,15 @@ import numpy as np
 from sim import engine, rules
 from sim.engine import Context, Params
 from sim.ledger import Ledger
-from sim.measures import CHURN_REASONS, Metrics, StepFlows, compute
+from sim.measures import (
+    CHURN_REASONS,
+    Metrics,
+    StepFlows,
+    compute,
+    level_thresholds,
+    tally_arrays,
+    window_steps,
+)
 from sim.network import build_network
 from sim.offers import build_offers, rewards_running
 from sim.parallel import Split
@@ -175,13 +183,18 @@ class LoyaltyModel(mesa.Model):
         if self.retention_floor is not None:
             self._hold_back(flows)
         # movers join their new firm, those who joined get their terms, a step of tenure (engine.close)
+        # and the measures' tally of the state the step leaves
         churn, lost, won = np.zeros((chunks, len(CHURN_REASONS), n_firms)), np.zeros((chunks, n_firms)), np.zeros((chunks, n_firms))
-        split.each(engine.close, pop, off, ctx, par, choice, self._reason, self._margin, churn, lost, won)
+        tallied = tally_arrays(chunks, n_firms)
+        split.each(
+            engine.close, pop, off, ctx, par, choice, self._reason, self._margin, churn, lost, won,
+            level_thresholds(self.config.behaviour), window_steps(t, self.steps_per_year), *tallied,
+        )
         flows.lost_to_rivals += lost.sum(axis=0)
         flows.won_from_rivals += won.sum(axis=0)
         for k, reason in enumerate(CHURN_REASONS):
             flows.churn[reason] += churn[:, k].sum(axis=0)
-        self._close_books(t, money.sum(axis=0), flows)  # 10. ledger and measures
+        self._close_books(t, money.sum(axis=0), flows, tallied)  # 10. ledger and measures
         if t >= self.n_steps:
             self.running = False
 
@@ -322,8 +335,9 @@ class LoyaltyModel(mesa.Model):
         if would.size > allowed:
             self._choice[self._intervention_rng.choice(would, size=would.size - allowed, replace=False)] = engine.STAY
 
-    def _close_books(self, t: int, money: np.ndarray, flows: StepFlows) -> None:
-        """Book every account, pay profit shares, record measures."""
+    def _close_books(self, t: int, money: np.ndarray, flows: StepFlows, tallied: tuple[np.ndarray, np.ndarray]) -> None:
+        """Book every account, pay profit shares, record measures (``tallied``: the tally of
+        the customers' state that :func:`sim.engine.close` took)."""
         o, ledger = self.offers, self.ledger
         years = self.rates.step_years
         ledger.book(t, "revenue", money[engine.M_REVENUE])
@@ -340,12 +354,12 @@ class LoyaltyModel(mesa.Model):
             [a.share_profit(before_sharing[a.index], revenue[a.index], o.profit_share[a.index], int(o.profit_share_steps[a.index])) for a in self.firm_agents]
         )
         ledger.book(t, "reward_cost", payouts)
-        self._record(t, flows)
+        self._record(t, flows, tallied)
 
-    def _record(self, t: int, flows: StepFlows) -> None:
+    def _record(self, t: int, flows: StepFlows, tallied: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         values = compute(
             t, self.population, flows, self.ledger, self.offers, self.config.behaviour,
-            self.metrics.table, self.steps_per_year, self.rates.discount_per_step, self._split,
+            self.metrics.table, self.steps_per_year, self.rates.discount_per_step, self._split, tallied,
         )
         self.metrics.record(t, values)
 

@@ -176,7 +176,7 @@ def test_profile_step_times_the_passes_and_their_kernels(mode):
         assert "10,000 people on 2 thread(s), 2 steps after 2" in out and out.rstrip().endswith("(plain)")
     else:
         for name in ("buy", "hear_and_decide", "close", "decide (part of hear_and_decide)", "decide (part of close)",
-                     "consume (part of buy)", "listen (part of hear_and_decide)", "tally (part of _record)", "rest of the step"):
+                     "consume (part of buy)", "listen (part of hear_and_decide)", "tally (part of close)", "rest of the step"):
             assert f"  {name} " in out, name
 
 
