@@ -5,11 +5,14 @@
 Builds the reference market (``benchmarks/reference.yaml``) at ``--size`` people, runs
 ``--warm`` steps so the market is past its start, then runs ``--steps`` more steps with
 every call that :meth:`sim.model.LoyaltyModel.step` makes into :mod:`sim.engine` (and the
-measures, ``LoyaltyModel._record``) wrapped in a clock. A pass (``sim.engine.PASSES``) is
-timed as a whole, then run as Python so that each kernel it calls is timed too. Prints
+measures, ``LoyaltyModel._record``) wrapped in a clock. A pass (``sim.engine.PASSES``) runs
+as Python here, so that each kernel it calls is timed too; the pass's own figure includes
+what calling those kernels from Python costs (tens of microseconds a call), so the steps take
+longer than with ``--plain``. For the same reason ``close`` calls each of its kernels once per
+range here, not 16 chunks at a time (``sim.engine.SETTLE_CHUNKS``; the same results). Prints
 milliseconds per step for each (wall-clock time: a pass split among ``--threads`` threads
-counts once; a kernel inside a pass, its longest range), and what is left (the step's own
-Python: offers, flows, the ledger).
+counts once; a kernel inside a pass, the range of the pass where it took longest, all of its
+calls there added up), and what is left (the step's own Python: offers, flows, the ledger).
 
 ``--plain`` only times the steps, with no clock inside them: the figure to compare two
 versions of the engine with (run them alternately; it works with any version).
@@ -96,7 +99,7 @@ def main() -> None:
             try:
                 return function(*a)
             finally:
-                by_range[running.name, name][a[-2]] += time.perf_counter() - start
+                by_range[running.name, name][running.lo] += time.perf_counter() - start
 
         return wrapper
 
@@ -111,7 +114,7 @@ def main() -> None:
     # py_func), which looks the kernels up in the engine module, where they are wrapped in clocks.
     def in_python(p):
         def run(*a):
-            running.name = p.__name__
+            running.name, running.lo = p.__name__, a[-2]  # a kernel may be called on parts of the range
             return p.py_func(*a)
 
         return run
@@ -127,6 +130,7 @@ def main() -> None:
     Split.each = timed_each
     record = LoyaltyModel._record
     LoyaltyModel._record = timed("_record (measures)", record)
+    stretch, engine.SETTLE_CHUNKS = engine.SETTLE_CHUNKS, model._split.chunks  # one call per range of each kernel of close
     start = time.perf_counter()
     for _ in range(args.steps):
         model.step()
@@ -135,6 +139,7 @@ def main() -> None:
         setattr(engine, name, function)
     Split.each = each
     LoyaltyModel._record = record
+    engine.SETTLE_CHUNKS = stretch
     # a kernel inside a pass: the longest of its ranges' times (the ranges run at once)
     inner = {f"{name} (part of {within})": max(times.values()) for (within, name), times in by_range.items()}
 
