@@ -37,12 +37,20 @@ from sim.rules import (
     StepRates,
     attachment_next,
     chance,
+    churn_reason,
     contract_remaining,
     expectation_next,
+    felt_share,
+    first_expectation,
+    first_weights,
+    grudge_against,
+    grudge_at_leaving,
+    held_by,
     jit,
     logit,
     logit_exponents,
     normal_each,
+    marketing_reach as rules_reach,
     normalise,
     offer_value,
     per_step_of_yearly_each,
@@ -50,6 +58,7 @@ from sim.rules import (
     pick,
     poisson,
     poisson_at,
+    points_value_share,
     poisson_tables,
     purchase_outcome,
     recommend,
@@ -58,6 +67,9 @@ from sim.rules import (
     search_yearly,
     squash,
     squash_each,
+    stay_utility,
+    switching_cost,
+    price_tolerance,
     tenure_value,
     trust_next,
     uniform,
@@ -83,12 +95,10 @@ S_TALKS, S_LISTENER = 1_000, 1_000_000  # word of mouth: conversations, and whom
 # F and F + 1 (see decide) mean it leaves the category
 STAY = -1
 
-# churn reasons, in the order of sim.measures.CHURN_REASONS
-LEFT_CATEGORY, DISSATISFIED, PRICE, REWARDS, VALUE = 0, 1, 2, 3, 4
+# churn reasons, in the order of sim.measures.CHURN_REASONS (set by sim.rules.churn_reason)
+LEFT_CATEGORY = 0
 
-#: Decision terms in the order of the course's loyalty ladder, shallowest first.
-LADDER = np.array([HELD["switching_cost"], HELD["price"], HELD["rewards"], HELD["trust"]], dtype=np.uint8)
-H_NONE, H_NO_ALTERNATIVE, H_NOT_LOOKING = HELD["none"], HELD["no_alternative"], HELD["not_looking"]
+H_NONE, H_NO_ALTERNATIVE, H_SWITCHING = HELD["none"], HELD["no_alternative"], HELD["switching_cost"]
 
 # a conversation of word of mouth (see speak): listener << TALK_SHIFT | firm << 1 | good news;
 # firms are int8 (at most 127), so 7 bits of firm (a shift and a mask to read: no division)
@@ -97,9 +107,10 @@ TALK_SHIFT, FIRM_BITS = 8, 127
 # bits of a purchase outcome (see consume)
 BOUGHT, FAILED, RECOVERED = 1, 2, 4
 
-# per-firm money of a step (rows of the `money` table the consume kernel fills)
-M_REVENUE, M_GOODS, M_SERVICE, M_REWARDS, M_MEMBERS = 0, 1, 2, 3, 4
-MONEY_ROWS = 5
+# per-firm money of a step (rows of the `money` table the consume kernel fills), and the
+# purchase occasions and units sold
+M_REVENUE, M_GOODS, M_SERVICE, M_REWARDS, M_MEMBERS, M_OCCASIONS, M_UNITS = 0, 1, 2, 3, 4, 5, 6
+MONEY_ROWS = 7
 
 
 class Params(NamedTuple):
@@ -111,6 +122,15 @@ class Params(NamedTuple):
     satisfaction_weight: float
     experience_weight: float
     promise_weight: float
+    market_weight: float
+    standard_weight: float
+    first_promise: float  # weights of the promise and the comparison level in a new customer's expectation
+    first_market: float
+    grudge_decay: float
+    grudge_weight: float
+    forgiveness: float
+    trust_threshold: float
+    attachment_threshold: float
     trust_gain: float
     trust_loss: float
     trust_met: float
@@ -138,6 +158,7 @@ class Params(NamedTuple):
     nps_trust: float
     nps_attachment: float
     nps_offset: float
+    nps_word_of_mouth: float
     generally_satisfied: float
     max_years: float
     basket_growth: float
@@ -155,6 +176,15 @@ class Params(NamedTuple):
             satisfaction_weight=rates.satisfaction_weight,
             experience_weight=rates.experience_weight,
             promise_weight=rates.promise_weight,
+            market_weight=rates.market_weight,
+            standard_weight=rates.standard_weight,
+            first_promise=first_weights(b.expectation)[0],
+            first_market=first_weights(b.expectation)[1],
+            grudge_decay=rates.grudge_decay,
+            grudge_weight=b.memory.grudge_weight,
+            forgiveness=b.trust.forgiveness,
+            trust_threshold=b.loyalty.trust_threshold,
+            attachment_threshold=b.loyalty.attachment_threshold,
             trust_gain=rates.trust_gain,
             trust_loss=rates.trust_loss,
             trust_met=b.trust.met_threshold,
@@ -182,6 +212,7 @@ class Params(NamedTuple):
             nps_trust=b.nps.trust_weight,
             nps_attachment=b.nps.attachment_weight,
             nps_offset=b.nps.offset,
+            nps_word_of_mouth=b.nps.word_of_mouth_weight,
             generally_satisfied=b.satisfaction.generally_satisfied,
             max_years=econ.max_years,
             basket_growth=econ.basket_growth_per_year,
@@ -195,7 +226,9 @@ class Context(NamedTuple):
 
     typical: np.ndarray  # log value of each firm's offer to its typical customer (what it advertises)
     promise_term: np.ndarray  # believed part of each firm's promise: credibility * log promise
-    promised: np.ndarray  # value each firm leads people to expect: exp(typical + promise_term), times their demandingness
+    promised: np.ndarray  # value each firm leads its typical customer to expect: exp(typical + promise_term)
+    norm: np.ndarray  # (S,) comparison level: the value the market's firms deliver to the segment, times demandingness
+    log_price: np.ndarray  # (S, F) log(price / the segment's reference price), a price above it weighted by loss aversion
     entry_rate: np.ndarray  # reward value per unit of spend a new customer can expect (profit share included)
     profit_share_rate: np.ndarray
     points_keep: np.ndarray  # share of points still valid after a step (expiry)
@@ -232,9 +265,9 @@ def decompose(price_sensitivity, tolerance, log_price_own, log_price_other, rewa
     ``other_total`` before switching cost) into its terms (price, rewards, trust).
 
     price: the price part of perceived value (own firm at the customer's tolerance);
-    rewards: reward value of staying minus that of joining; trust: everything else that is
+    rewards: reward value of staying minus that of joining; bond: everything else that is
     not switching cost (quality, service and experience, trust, attachment, word of mouth,
-    the other firm's promise)."""
+    the other firm's promise, a grudge held against it)."""
     price = -price_sensitivity * (1.0 - tolerance) * log_price_own + price_sensitivity * log_price_other
     reward = reward_sensitivity * (own_rate - entry_rate_other)
     return price, reward, stay - other_total - price - reward
@@ -245,17 +278,45 @@ def firm_value(pop, off, ctx, i, seg, f):
     """Log value of firm ``f``'s offer to customer ``i`` of segment ``seg`` (:func:`offer_value`)."""
     return offer_value(
         pop.quality_sensitivity[i], pop.service_sensitivity[i], pop.price_sensitivity[i],
-        off.log_quality[f], off.log_service[f], off.log_price[f], ctx.segment_terms[seg, f],
+        off.log_quality[f], off.log_service[f], ctx.log_price[seg, f], ctx.segment_terms[seg, f],
     )
 
 
 @inline
 def own_value(pop, off, ctx, par, i, f):
-    """Log value of its firm ``f``'s offer to customer ``i``, with what its tenure adds."""
+    """Log value of its firm ``f``'s offer to customer ``i``, with what its tenure adds (the fit
+    of personalisation): the value it perceives, before the purchase's shock."""
     return firm_value(pop, off, ctx, i, pop.segment[i], f) + tenure_value(
-        pop.tenure[i] * par.step_days, pop.quality_sensitivity[i], pop.price_sensitivity[i],
-        off.personalisation[f], off.personalisation_days[f], off.log_price[f], par.max_years, par.price_tolerance,
+        pop.tenure[i] * par.step_days, pop.quality_sensitivity[i], off.personalisation[f], off.personalisation_days[f],
     )
+
+
+@inline
+def remember(pop, off, ctx, par, i):
+    """Person ``i`` leaves its firm by its own choice: it remembers the firm, how satisfied it
+    left (a grudge, :func:`sim.rules.grudge_at_leaving`) and the value the firm's offer had
+    for it then (an improvement since is forgiven, :func:`sim.rules.grudge_against`)."""
+    f = pop.firm[i]
+    pop.former_firm[i] = f
+    pop.grudge[i] = grudge_at_leaving(pop.satisfaction_avg[i], par.grudge_weight)
+    pop.former_value[i] = firm_value(pop, off, ctx, i, pop.segment[i], f)
+
+
+@inline
+def held_against(former_firm, grudge, former_value, g, value):
+    """The grudge a person still holds against firm ``g`` whose offer is now worth ``value`` to it
+    (plain numbers: a helper that took the state tuples would reference-count every array)."""
+    return grudge_against(grudge, value, former_value) if g == former_firm and grudge > 0.0 else 0.0
+
+
+@inline
+def entry_rate(rate, points_entry, spend_per_year, points_rate, threshold, expiry_days):
+    """The reward rate (a fraction of spend) a person expects as a new customer of a firm: its
+    entry ``rate`` with the points valued net of the breakage this person would suffer at its
+    ``spend_per_year`` there (:func:`sim.rules.points_value_share`)."""
+    if points_entry > 0:
+        rate -= points_entry * (1.0 - points_value_share(spend_per_year * points_rate, threshold, expiry_days))
+    return rate
 
 
 @inline
@@ -278,9 +339,9 @@ def end_relationship(pop, i):
 
 @jit
 def offer_sums(pop, off, ctx, servable, sums, counts, lo, hi):
-    """Sum per chunk (rows of ``sums`` and ``counts``, (chunks, F)) the log value of each firm's
-    offer to the people ``lo .. hi-1`` it concerns: its own customers, or, for the firms
-    flagged in ``servable``, everyone it can serve (see :meth:`sim.model.LoyaltyModel._set_typical_values`)."""
+    """Sum per chunk, segment and firm (``sums`` and ``counts``, (chunks, S, F)) the log value of
+    each firm's offer to the people ``lo .. hi-1`` it concerns: its own customers, or, for the
+    firms flagged in ``servable``, everyone it can serve (see :meth:`sim.model.LoyaltyModel._set_typical_values`)."""
     n_firms = servable.size
     own = True
     for f in range(n_firms):
@@ -291,38 +352,30 @@ def offer_sums(pop, off, ctx, servable, sums, counts, lo, hi):
         if own:
             f = pop.firm[i]
             if f >= 0:
-                sums[c, f] += firm_value(pop, off, ctx, i, seg, f)
-                counts[c, f] += 1
+                sums[c, seg, f] += firm_value(pop, off, ctx, i, seg, f)
+                counts[c, seg, f] += 1
             continue
         for f in range(n_firms):
             if servable[f] and ctx.available[seg, f]:
-                sums[c, f] += firm_value(pop, off, ctx, i, seg, f)
-                counts[c, f] += 1
+                sums[c, seg, f] += firm_value(pop, off, ctx, i, seg, f)
+                counts[c, seg, f] += 1
 
 
 @jit
-def count_prospects(firm, segment, counts, lo, hi):
-    """Prospects (people without a firm) per chunk and segment: ``counts`` (chunks, S)."""
-    for p in range(lo, hi):
-        i = person(p)
-        if firm[i] < 0:
-            counts[i // CHUNK, segment[i]] += 1
-
-
-@jit
-def marketing_reach(off, ctx, par, prospects):
-    """(F,) chance that a prospect a firm can serve is reached by its marketing this step,
-    given the prospects per segment."""
-    n_firms, n_segments = off.price.size, prospects.size
+def marketing_reach(off, ctx, par, people):
+    """(F,) chance that a prospect a firm can serve is reached by its marketing this step and
+    responds (:func:`sim.rules.marketing_reach`). The contacts the budget buys land on people
+    of the segments the firm serves (``people`` per segment), customers of any firm as well as
+    prospects; only prospects respond."""
+    n_firms, n_segments = off.price.size, people.size
     reach = np.zeros(n_firms)
     for f in range(n_firms):
         if off.active[f] and off.marketing_per_year[f] > 0:
             reachable = 0.0
             for s in range(n_segments):
                 if ctx.available[s, f]:
-                    reachable += prospects[s]
-            if reachable > 0:
-                reach[f] = min(1.0, off.marketing_per_year[f] * par.step_years / off.cost_per_contact[f] / reachable)
+                    reachable += people[s]
+            reach[f] = rules_reach(off.marketing_per_year[f] * par.step_years / off.cost_per_contact[f], reachable, off.response_rate[f])
     return reach
 
 
@@ -343,24 +396,27 @@ def acquire(pop, off, ctx, par, key, reach, choice, acquired, lo, hi):
         if pop.firm[i] >= 0:
             continue
         seg = pop.segment[i]
+        former, grudge, former_value = pop.former_firm[i], pop.grudge[i], pop.former_value[i]
         good_news = 0.0
         for f in range(n_firms):
             good_news += max(pop.buzz[i, f], 0.0)
         enter = uniform(key, i, S_ENTER) < chance(ctx.segment_entry[seg] + par.referral_rate * good_news, par.step_years)
         for f in range(n_firms):
-            aware[f] = (
-                reach[f] > 0 and ctx.available[seg, f]
-                and uniform(key, i, S_REACH + 2 * f) < reach[f] and uniform(key, i, S_REACH + 2 * f + 1) < off.response_rate[f]
-            )
+            aware[f] = reach[f] > 0 and ctx.available[seg, f] and uniform(key, i, S_REACH + 2 * f) < reach[f]
             enter = enter or aware[f]
         if not enter:
             continue
         for f in range(n_firms):
             if ctx.available[seg, f]:
+                value = firm_value(pop, off, ctx, i, seg, f)
+                rate = entry_rate(
+                    ctx.entry_rate[f], off.points_entry[f], pop.purchases_per_year[i] * off.demand[f] * pop.basket[i] * off.price[f],
+                    off.points_rate[f], off.redemption_threshold[f], off.expiry_days[f],
+                )
                 utility[f] = (
-                    firm_value(pop, off, ctx, i, seg, f)
-                    + ctx.promise_term[f] + pop.reward_sensitivity[i] * ctx.entry_rate[f]
+                    value + ctx.promise_term[f] + pop.reward_sensitivity[i] * rate
                     + par.word_of_mouth_weight * squash(pop.buzz[i, f]) + (off.awareness_bonus[f] if aware[f] else 0.0)
+                    - held_against(former, grudge, former_value, f, value)
                 )
             else:
                 utility[f] = NEG_INF
@@ -394,13 +450,18 @@ def first_score(par):
 def join(pop, off, ctx, par, i, f, score):
     """Person ``i`` becomes a new customer of firm ``f``.
 
-    A new customer expects what it was led to expect: the firm's (partly believed)
-    promise, scaled by its own demandingness and shifted by what it heard about the firm.
+    A new customer expects what it has to go on before any experience of the firm
+    (:func:`sim.rules.first_expectation`): the firm's (partly believed) promise, what the
+    market's firms deliver to its segment and its own standard, scaled by its demandingness
+    and shifted by what it heard about the firm; from its first purchase on, its experience
+    moves the expectation too.
     Its satisfaction starts at 1 (no purchase yet), its trust at the initial trust, and
     points, stamps, spend, attachment and club membership at zero; ``score`` is its
     likelihood to recommend (:func:`first_score`)."""
     heard = squash(pop.buzz[i, f]) * par.word_of_mouth_effect
-    expectation = pop.expectation_level[i] * ctx.promised[f] * fastmath.exp(heard)
+    seg = pop.segment[i]
+    expected = first_expectation(firm_value(pop, off, ctx, i, seg, f) + ctx.promise_term[f], math.log(ctx.norm[seg]), par.first_promise, par.first_market)
+    expectation = pop.expectation_level[i] * fastmath.exp(expected + heard)
     pop.firm[i] = f
     pop.tenure[i] = 0
     pop.expectation[i] = expectation
@@ -439,6 +500,7 @@ def consume(pop, off, ctx, par, key, money, margin, lo, hi):
     shock = np.empty(BLOCK)  # log shock to perceived value
     outcome = np.empty(BLOCK, dtype=np.int8)  # what happened (see below)
     perceived = np.empty(BLOCK)  # log perceived value, then perceived value
+    promised = np.empty(BLOCK)  # log of the value the firm's promise leads the customer to expect, then that value
     for b0 in range(lo, hi, BLOCK):
         m = min(BLOCK, hi - b0)
         books = money[b0 // CHUNK]
@@ -449,15 +511,21 @@ def consume(pop, off, ctx, par, key, money, margin, lo, hi):
             i = person(b0 + k)
             f = pop.firm[i]
             if f < 0:
-                perceived[k] = 0.0
+                perceived[k] = promised[k] = 0.0
                 continue
+            value = firm_value(pop, off, ctx, i, pop.segment[i], f)
+            promised[k] = value + ctx.promise_term[f]  # what the firm's (partly believed) promise makes its offer worth to it
             shock[k], bought, failed, recovered = purchase_outcome(
                 uniform(key, i, S_STOCK), uniform(key, i, S_FAILURE), uniform(key, i, S_RECOVERY), noise[k],
-                off.availability[f], off.failure_rate[f], off.recovery_rate[f], par.noise, off.log_failure_penalty[f], off.log_recovery_boost[f],
+                off.availability[f], off.failure_rate[f], off.recovery_rate[f], par.noise,
+                off.log_failure_penalty[f] * felt_share(pop.trust[i], par.forgiveness), off.log_recovery_boost[f],
             )
             outcome[k] = BOUGHT * bought + FAILED * failed + RECOVERED * recovered
-            perceived[k] = own_value(pop, off, ctx, par, i, f) + shock[k]
+            perceived[k] = value + tenure_value(
+                pop.tenure[i] * par.step_days, pop.quality_sensitivity[i], off.personalisation[f], off.personalisation_days[f],
+            ) + shock[k]  # own_value, with the value just computed
         fastmath.exp_each(perceived, m)
+        fastmath.exp_each(promised, m)
         for k in range(m):
             i = person(b0 + k)
             f = pop.firm[i]
@@ -466,25 +534,33 @@ def consume(pop, off, ctx, par, key, money, margin, lo, hi):
             bought, failed, recovered = outcome[k] & BOUGHT != 0, outcome[k] & FAILED != 0, outcome[k] & RECOVERED != 0
             tenure_days = pop.tenure[i] * par.step_days
             years_in = min(tenure_days / DAYS_PER_YEAR, par.max_years)
-            occasions = pop.purchases_per_year[i] * par.step_years if bought else 0.0
+            occasions = pop.purchases_per_year[i] * par.step_years * off.demand[f] if bought else 0.0
             units = occasions * pop.basket[i] * (1.0 + par.basket_growth * years_in)
             gross = units * off.price[f]
             t = pop.tier[i]
             keep = (1.0 - off.tier_discount[f, t]) * (1.0 - off.volume_discount[f, bracket(off.volume_spend, f, pop.annual_spend[i])])
             discount = gross * (1.0 - keep)
             goods = units * off.unit_cost[f]
-            service = occasions * off.cost_per_purchase[f] * max(1.0 - par.serve_cost_decline * years_in, 0.0)
+            # cost to serve: the base cost per occasion (falling with tenure) and what the value
+            # levers add to it, the levers' yearly cost per customer, recoveries, guarantee claims
+            per_occasion = off.cost_per_purchase[f] * max(1.0 - par.serve_cost_decline * years_in, 0.0) + off.lever_cost_per_purchase[f]
+            service = occasions * max(per_occasion, 0.0) + off.lever_cost_per_year[f] * par.step_years
             if recovered:
                 service += off.recovery_cost[f]
+            if failed:
+                service += off.guarantee_claim[f] * gross
             # experience
             c = satisfaction(perceived[k], pop.expectation[i])
             pop.perceived_value[i] = perceived[k]
             pop.satisfaction[i] = c
             pop.satisfaction_avg[i] += par.satisfaction_weight * (c - pop.satisfaction_avg[i])
             pop.experience[i] += par.satisfaction_weight * (shock[k] - pop.experience[i])
-            promised = pop.expectation_level[i] * ctx.promised[f]
-            pop.expectation[i] = expectation_next(pop.expectation[i], perceived[k], promised, par.experience_weight, par.promise_weight)
-            trust = trust_next(pop.trust[i], c, failed, par.trust_met, par.trust_gain, par.trust_loss, par.failure_loss)
+            level = pop.expectation_level[i]
+            pop.expectation[i] = expectation_next(
+                pop.expectation[i], perceived[k], level * promised[k], level * ctx.norm[pop.segment[i]], level,
+                par.experience_weight, par.promise_weight, par.market_weight, par.standard_weight,
+            )
+            trust = trust_next(pop.trust[i], c, failed, par.trust_met, par.trust_gain, par.trust_loss, par.failure_loss, par.forgiveness)
             pop.trust[i] = trust
             # rewards
             spend = gross - discount
@@ -511,12 +587,18 @@ def consume(pop, off, ctx, par, key, money, margin, lo, hi):
                 member = pop.member[i] or uniform(key, i, S_JOIN) < chance(off.join_per_year[f] * pop.community_propensity[i], par.step_years)
             pop.member[i] = member
             drive = off.attachment_per_year[f] * off.community_intensity[f] if member else 0.0
-            pop.attachment[i] = attachment_next(pop.attachment[i], trust, drive, par.attachment_trust_gain, par.attachment_decay, par.step_years)
+            # trust builds attachment only in a relationship the customer keeps by choice: one held
+            # by having no alternative or by its switching cost is constraint-based (Bendapudi and Berry 1997)
+            held = pop.held_by[i]
+            bonded = par.attachment_trust_gain if held != H_NO_ALTERNATIVE and held != H_SWITCHING else 0.0
+            pop.attachment[i] = attachment_next(pop.attachment[i], trust, drive, bonded, par.attachment_decay, par.step_years)
             # books
             books[M_REVENUE, f] += gross
             books[M_GOODS, f] += goods
             books[M_SERVICE, f] += service
             books[M_REWARDS, f] += reward_cost
+            books[M_OCCASIONS, f] += occasions
+            books[M_UNITS, f] += units
             if member:
                 books[M_MEMBERS, f] += 1.0
             tenure = pop.tenure[i]
@@ -550,6 +632,8 @@ def speak(pop, off, par, key, ties, said, lo, hi):
     tabled = rates.max() <= 30.0
     tables, most = poisson_tables(rates, limits) if tabled else (np.zeros((1, 1)), np.zeros(1))
     scores = np.empty(BLOCK, dtype=np.int64)
+    news = np.zeros(BLOCK)  # what each heard of its own firm, then its tanh
+    heard = np.zeros(BLOCK)
     talked = np.empty(max(64, (hi - lo) // 8), dtype=np.int64)
     count = 0
     for p in range(lo, hi):
@@ -557,9 +641,13 @@ def speak(pop, off, par, key, ties, said, lo, hi):
         k = (i - lo) % BLOCK
         if k == 0:  # the likelihood to recommend of the next block of people
             m = min(BLOCK, hi - i)
+            for b in range(m):
+                g = pop.firm[i + b]
+                news[b] = pop.buzz[i + b, g] if g >= 0 else 0.0
+            squash_each(news, heard, m)
             recommend_each(
                 pop.satisfaction_avg[i:], pop.trust[i:], pop.attachment[i:],
-                par.nps_satisfaction, par.nps_trust, par.nps_attachment, par.nps_offset, scores, m,
+                par.nps_satisfaction, par.nps_trust, par.nps_attachment, par.nps_offset, par.nps_word_of_mouth, heard, scores, m,
             )
         f = pop.firm[i]
         if f < 0:
@@ -591,31 +679,19 @@ def speak(pop, off, par, key, ties, said, lo, hi):
 
 
 @jit
-def listen(buzz, firm, heard, talked, lo, hi):
+def listen(buzz, talked, lo, hi):
     """Word of mouth, heard by people ``lo .. hi-1``: each listener's buzz about the speaker's
     firm moves by +1 or -1 (conversations ``talked`` of :func:`speak`, in order: a listener
-    hears its conversations in the order of their speakers, whichever thread takes it); what
-    customers hear about their own firm is added up in ``heard``."""
+    hears its conversations in the order of their speakers, whichever thread takes it). What a
+    customer hears of its own firm sways its attitude (its utility of staying and, bad news, its
+    search; :func:`decide`), not its expectation of a firm it already knows from experience."""
     for k in range(talked.size):
         code = talked[k]
         j = code >> TALK_SHIFT
         if j < lo or j >= hi:
             continue
         j, f = person(j), (code >> 1) & FIRM_BITS
-        sign = np.float32(1.0) if code & 1 else np.float32(-1.0)
-        buzz[j, f] += sign
-        if firm[j] == f:
-            heard[j] += sign
-
-
-@jit
-def react(pop, par, heard, lo, hi):
-    """A customer of ``lo .. hi-1`` who heard about its own firm adjusts its expectation; ``heard`` is zeroed."""
-    for p in range(lo, hi):
-        i = person(p)
-        if heard[i] != 0:
-            pop.expectation[i] *= fastmath.exp(par.word_of_mouth_effect * squash(heard[i]))
-            heard[i] = 0
+        buzz[j, f] += np.float32(1.0) if code & 1 else np.float32(-1.0)
 
 
 @jit
@@ -660,7 +736,9 @@ def decide(pop, off, ctx, par, key, choice, reason, draw, lo, hi):
     utility = np.empty(BLOCK * width)  # each option's utility, less the switching cost for a rival
     weight = np.empty(BLOCK * width)  # the logit's weight of each option
     switching = np.empty(BLOCK)
+    at_stake = np.empty(BLOCK)  # the part of the switching cost that is rewards at risk
     own_rate = np.empty(BLOCK)
+    rates = np.empty(BLOCK * n_firms)  # the entry reward rate of each other firm to the customer
     stay = np.empty(BLOCK)
     search = np.empty(BLOCK)  # the yearly search probability, then the step's search chance
     bad_news = np.empty(BLOCK)  # exp(-the rate of searching because of bad news * a step)
@@ -688,42 +766,59 @@ def decide(pop, off, ctx, par, key, choice, reason, draw, lo, hi):
                 continue
             seg = pop.segment[i]
             tenure_days = pop.tenure[i] * par.step_days
-            # switching cost: money at stake (points at their value to the customer, punch-card
-            # progress, learning cost, ecosystem value growing with tenure, the exit fee for the
-            # part of the contract period still to run) spread over the decision horizon's
-            # spend, plus a psychological cost
+            # switching cost (sim.rules.switching_cost): points at their value to the customer,
+            # punch-card progress, learning cost, ecosystem value growing with tenure, the exit
+            # fee for the part of the contract period still to run
             purchase_value = pop.basket[i] * off.price[f]
-            at_stake = off.learning_cost[f] + off.ecosystem_per_year[f] * tenure_days / DAYS_PER_YEAR
-            at_stake += pop.points[i] * off.customer_point_value[f] * off.rewards_active[f]
-            if off.punch_stamps[f] > 0:
-                at_stake += pop.stamps[i] / off.punch_stamps[f] * purchase_value
-            if off.exit_fee[f] > 0:
-                at_stake += off.exit_fee[f] * contract_remaining(tenure_days, off.contract_days[f])
-            cost = at_stake / max(pop.purchases_per_year[i] * purchase_value * par.horizon_years, 1e-9) + par.psychological_cost
+            points_at_stake = pop.points[i] * off.customer_point_value[f] * off.rewards_active[f]
+            stamps_at_stake = pop.stamps[i] / off.punch_stamps[f] if off.punch_stamps[f] > 0 else 0.0
+            per_year = pop.purchases_per_year[i] * off.demand[f]
+            cost = switching_cost(
+                points_at_stake, stamps_at_stake,
+                off.learning_cost[f], off.ecosystem_per_year[f] * tenure_days / DAYS_PER_YEAR,
+                off.exit_fee[f] * contract_remaining(tenure_days, off.contract_days[f]) if off.exit_fee[f] > 0 else 0.0,
+                purchase_value, per_year, par.horizon_years, par.psychological_cost,
+            )
             switching[k] = cost
-            # own reward rate: points at the tier's multiplier, punch card, tier and volume
-            # discounts, profit share
+            # the rewards at risk (points, punch-card progress): part of the switching cost, but what
+            # holds a customer through them is its rewards programme (incentive loyalty, 7.14)
+            at_stake[k] = switching_cost(points_at_stake, stamps_at_stake, 0.0, 0.0, 0.0, purchase_value, per_year, par.horizon_years, 0.0)
+            # own reward rate: points at the tier's multiplier (net of the breakage this customer
+            # expects), punch card, tier and volume discounts, profit share
             t = pop.tier[i]
+            points_rate = off.points_rate[f] * off.tier_points[f, t]
+            points = 0.0
+            if points_rate > 0:
+                earned = pop.purchases_per_year[i] * off.demand[f] * purchase_value * points_rate
+                points = points_rate * off.customer_point_value[f] * points_value_share(earned, off.redemption_threshold[f], off.expiry_days[f])
             rate = (
-                off.points_rate[f] * off.customer_point_value[f] * off.tier_points[f, t] + off.tier_discount[f, t]
+                points + off.tier_discount[f, t]
                 + off.volume_discount[f, bracket(off.volume_spend, f, pop.annual_spend[i])] + ctx.profit_share_rate[f]
             )
             if off.punch_stamps[f] > 0:
                 rate += 1.0 / (off.punch_stamps[f] + 1.0)
             own_rate[k] = rate
             u = utility[k * width:(k + 1) * width]
+            spend = pop.purchases_per_year[i] * pop.basket[i]  # units a year at a demand of 1
+            former, grudge, former_value = pop.former_firm[i], pop.grudge[i], pop.former_value[i]
             for g in range(n_firms):  # the own firm's entry is replaced below
-                value = (
-                    firm_value(pop, off, ctx, i, seg, g)
-                    + ctx.promise_term[g] + pop.reward_sensitivity[i] * ctx.entry_rate[g]
-                    + par.word_of_mouth_weight * heard[k * n_firms + g] - cost
-                )
-                u[g] = value if ctx.available[seg, g] else NEG_INF
-            own = own_value(pop, off, ctx, par, i, f)
-            stay[k] = (
-                own + pop.experience[i] + pop.reward_sensitivity[i] * rate
-                + par.trust_weight * pop.trust[i] + par.attachment_weight * pop.attachment[i]
-                + par.word_of_mouth_weight * heard[k * n_firms + f]
+                if ctx.available[seg, g] and g != f:
+                    value = firm_value(pop, off, ctx, i, seg, g)
+                    rates[k * n_firms + g] = entry_rate(
+                        ctx.entry_rate[g], off.points_entry[g], spend * off.demand[g] * off.price[g],
+                        off.points_rate[g], off.redemption_threshold[g], off.expiry_days[g],
+                    )
+                    u[g] = (
+                        value + ctx.promise_term[g] + pop.reward_sensitivity[i] * rates[k * n_firms + g]
+                        + par.word_of_mouth_weight * heard[k * n_firms + g] - cost - held_against(former, grudge, former_value, g, value)
+                    )
+                else:
+                    u[g] = NEG_INF
+            tolerated = price_tolerance(tenure_days, pop.price_sensitivity[i], ctx.log_price[seg, f], par.max_years, par.price_tolerance)
+            stay[k] = stay_utility(
+                own_value(pop, off, ctx, par, i, f) + tolerated, pop.experience[i], pop.reward_sensitivity[i], rate,
+                par.trust_weight, pop.trust[i], par.attachment_weight, pop.attachment[i],
+                par.word_of_mouth_weight, heard[k * n_firms + f],
             )
             u[f] = stay[k] if off.active[f] else NEG_INF
             u[n_firms] = par.outside_value - cost
@@ -763,17 +858,14 @@ def decide(pop, off, ctx, par, key, choice, reason, draw, lo, hi):
                     g = pick(probabilities, uniform(key, i, S_SWITCH))
                     if g != f:
                         choice[i] = g
-                        if pop.satisfaction_avg[i] < par.generally_satisfied:
-                            reason[i] = DISSATISFIED
-                        elif g < n_firms:
-                            price, reward, _ = decompose(
-                                pop.price_sensitivity[i], tolerance, off.log_price[f], off.log_price[g],
-                                pop.reward_sensitivity[i], own_rate[k], ctx.entry_rate[g], stay[k], u[g] + cost,
+                        price, reward, bond = 0.0, 0.0, 0.0
+                        if g < n_firms:
+                            price, reward, bond = decompose(
+                                pop.price_sensitivity[i], tolerance, ctx.log_price[seg, f], ctx.log_price[seg, g],
+                                pop.reward_sensitivity[i], own_rate[k], rates[k * n_firms + g], stay[k], u[g] + cost,
                             )
-                            reason[i] = PRICE if price < 0 and price <= reward else REWARDS if reward < 0 else VALUE
-                        else:
-                            reason[i] = VALUE
-            # the loyalty type
+                        reason[i] = churn_reason(pop.satisfaction_avg[i], par.generally_satisfied, pop.held_by[i], g < n_firms, price, reward, bond)
+            # the loyalty type (sim.rules.held_by)
             best, best_utility = -1, NEG_INF  # the first best other firm
             for g in range(n_firms):
                 better = g != f and (best < 0 or u[g] > best_utility)
@@ -783,21 +875,14 @@ def decide(pop, off, ctx, par, key, choice, reason, draw, lo, hi):
                 held = H_NO_ALTERNATIVE
             else:
                 advantage = stay[k] - best_utility
-                if advantage > 0:
-                    price, reward, trust = decompose(
-                        pop.price_sensitivity[i], tolerance, off.log_price[f], off.log_price[best],
-                        pop.reward_sensitivity[i], own_rate[k], ctx.entry_rate[best], stay[k], best_utility + cost,
-                    )
-                    terms = (cost, price, reward, trust)  # the course's ladder, shallowest first
-                    k_pivotal, k_largest, largest = -1, 0, terms[0]
-                    for j in range(4):
-                        if k_pivotal < 0 and terms[j] > 0 and advantage - terms[j] <= 0:
-                            k_pivotal = j
-                        if terms[j] > largest:
-                            k_largest, largest = j, terms[j]
-                    held = LADDER[k_pivotal] if k_pivotal >= 0 else LADDER[k_largest]
-                else:
-                    held = H_NONE if searched else H_NOT_LOOKING
+                price, reward, bond = decompose(
+                    pop.price_sensitivity[i], tolerance, ctx.log_price[seg, f], ctx.log_price[seg, best],
+                    pop.reward_sensitivity[i], own_rate[k], rates[k * n_firms + best], stay[k], best_utility + cost,
+                )
+                held = held_by(
+                    advantage, cost - at_stake[k], price, reward + at_stake[k], bond, searched,
+                    pop.trust[i], pop.attachment[i], par.trust_threshold, par.attachment_threshold, pop.held_by[i],
+                )
             pop.held_by[i] = held
             pop.switching_cost[i] = cost
             stay_step[k] = (1.0 - exit_p) * (1.0 - search_p * (1.0 - probabilities[f]))
@@ -813,8 +898,9 @@ def settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi)
     """Count the step's leavers among ``lo .. hi-1`` per chunk, by reason and firm (``churn``,
     (chunks, reasons, F)), and the moves between firms (``lost``, ``won``, (chunks, F)); those
     who leave the category become prospects, movers join their new firm (:func:`join`) and
-    keep it in ``choice`` (everyone else gets STAY) for :func:`decide`. A leaver's margin of
-    the step does not count toward the value of a relationship it ended."""
+    keep it in ``choice`` (everyone else gets STAY) for :func:`decide`. Those who chose to leave
+    remember the firm they left (:func:`remember`). A leaver's margin of the step does not count
+    toward the value of a relationship it ended."""
     n_firms = lost.shape[1]
     score = first_score(par)
     for p in range(lo, hi):
@@ -826,6 +912,8 @@ def settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi)
         c = i // CHUNK
         churn[c, reason[i], f] += 1
         margin[i] = 0.0
+        if reason[i] != LEFT_CATEGORY:
+            remember(pop, off, ctx, par, i)
         if g < n_firms:
             lost[c, f] += 1
             won[c, g] += 1
@@ -836,14 +924,15 @@ def settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, lo, hi)
 
 
 @jit
-def age(firm, tenure, value_to_date, margin, lo, hi):
+def age(firm, tenure, value_to_date, margin, grudge, grudge_decay, lo, hi):
     """Everyone of ``lo .. hi-1`` who is a customer at the end of a step adds its margin of
-    the step to the value of its relationship, and a step of tenure."""
+    the step to the value of its relationship, and a step of tenure; grudges fade."""
     for p in range(lo, hi):
         i = person(p)
         if firm[i] >= 0:
             value_to_date[i] += margin[i]
             tenure[i] += 1
+        grudge[i] *= np.float32(grudge_decay)
 
 
 #: Chunks :func:`close` settles before the movers among them get their terms: few enough that
@@ -861,10 +950,9 @@ def buy(pop, off, ctx, par, key, reach, choice, acquired, money, margin, ties, s
 
 
 @jit
-def hear_and_decide(pop, off, ctx, par, key, talked, heard, choice, reason, lo, hi):
-    """Phases 7-9 for ``lo .. hi-1``: :func:`listen`, :func:`react`, :func:`decide` with draws."""
-    listen(pop.buzz, pop.firm, heard, talked, lo, hi)
-    react(pop, par, heard, lo, hi)
+def hear_and_decide(pop, off, ctx, par, key, talked, choice, reason, lo, hi):
+    """Phases 7-9 for ``lo .. hi-1``: :func:`listen`, :func:`decide` with draws."""
+    listen(pop.buzz, talked, lo, hi)
     decide(pop, off, ctx, par, key, choice, reason, True, lo, hi)
 
 
@@ -877,7 +965,7 @@ def close(pop, off, ctx, par, choice, reason, margin, churn, lost, won, levels, 
         b = min(a + SETTLE_CHUNKS * CHUNK, hi)
         settle(pop, off, ctx, par, choice, reason, margin, churn, lost, won, a, b)
         decide(pop, off, ctx, par, np.uint64(0), choice, reason, False, a, b)
-    age(pop.firm, pop.tenure, pop.value_to_date, margin, lo, hi)
+    age(pop.firm, pop.tenure, pop.value_to_date, margin, pop.grudge, par.grudge_decay, lo, hi)
     tally(
         pop.firm, pop.tenure, pop.satisfaction, pop.satisfaction_avg, pop.recommend, pop.expectation, pop.perceived_value,
         pop.trust, pop.attachment, pop.switching_cost, pop.held_by, pop.repurchase, pop.member, pop.points,
@@ -911,7 +999,7 @@ def own_values(pop, off, ctx, par, idx):
         i = idx[k]
         f = pop.firm[i]
         own[k] = own_value(pop, off, ctx, par, i, f)
-        promise[k] = pop.expectation_level[i] * ctx.promised[f]
+        promise[k] = pop.expectation_level[i] * np.exp(firm_value(pop, off, ctx, i, pop.segment[i], f) + ctx.promise_term[f])
     return own, promise
 
 

@@ -27,7 +27,7 @@ EMOTIONAL_THRESHOLD = 0.5  # attachment from which a customer is emotionally loy
 
 #: Columns of the per-step metrics table, in order, after `step`, `day` and `firm`.
 COLUMNS = (
-    "active", "customers", "prospects", "market_share", "price",
+    "active", "customers", "prospects", "market_share", "price", "purchases", "units",
     "acquisitions", "acquired_prospects", "won_from_rivals",
     "churned", "lost_to_rivals", *(f"churn_{r}" for r in CHURN_REASONS),
     "retention_rate", "churn_rate", "retention_rate_annual", "repeat_purchase_rate", "repurchase_probability",
@@ -38,7 +38,7 @@ COLUMNS = (
     "layer_behavioural", "layer_attitudinal", "layer_emotional",
     "quadrant_true", "quadrant_latent", "quadrant_spurious", "quadrant_none",
     *(f"stickiness_{band}" for band, _ in STICKINESS),
-    "members", "points_outstanding", "word_of_mouth_positive", "word_of_mouth_negative",
+    "members", "points_outstanding", "points_liability", "word_of_mouth_positive", "word_of_mouth_negative",
     *ACCOUNTS, "profit", "cumulative_profit", "npv", "margin_per_customer", "clv", "customer_equity",
     "cost_per_acquisition", "retention_cost_per_customer",
 )
@@ -55,11 +55,13 @@ class StepFlows:
     churn: dict[str, np.ndarray]  # every customer lost, by reason (rivals' wins included)
     word_of_mouth_positive: np.ndarray
     word_of_mouth_negative: np.ndarray
+    purchases: np.ndarray  # purchase occasions
+    units: np.ndarray  # units sold
 
     @classmethod
     def empty(cls, n_firms: int) -> StepFlows:
         z = lambda: np.zeros(n_firms)  # noqa: E731
-        return cls(z(), z(), z(), z(), {r: z() for r in CHURN_REASONS}, z(), z())
+        return cls(z(), z(), z(), z(), {r: z() for r in CHURN_REASONS}, z(), z(), z(), z())
 
 
 class Metrics:
@@ -86,8 +88,8 @@ _LOYALTY_OF_HELD_BY = LOYALTY_OF_HELD_BY
 _LOCKED_IN = HELD["switching_cost"]
 _STICKY_HIGH, _STICKY_MEDIUM = STICKINESS[0][1], STICKINESS[1][1]
 # what :func:`tally` counts, coded in a few bits per customer (see there)
-_ATTITUDE_CODES, _HELD_CODES = 256, 64
-assert len(HELD) <= 8  # held_by takes three bits of a code
+_ATTITUDE_CODES, _HELD_CODES = 256, 128
+assert len(HELD) <= 16  # held_by takes four bits of a code
 
 
 @jit
@@ -152,7 +154,7 @@ def tally(firm, tenure, satisfaction, satisfaction_avg, recommend_score, expecta
                 | ((r >= REPEAT_THRESHOLD) | (r >= _STICKY_HIGH) << 1 | (r >= _STICKY_MEDIUM) << 2) << 5
             )
             attitude[f, code] += 1
-            bond[f, held_by[i] | ((attachment[i] >= EMOTIONAL_THRESHOLD) | member[i] << 1 | (tenure[i] > window) << 2) << 3] += 1
+            bond[f, held_by[i] | ((attachment[i] >= EMOTIONAL_THRESHOLD) | member[i] << 1 | (tenure[i] > window) << 2) << 4] += 1
     counted = counts[lo // CHUNK]
     for f in range(n_firms):
         for code in range(_ATTITUDE_CODES):
@@ -174,12 +176,12 @@ def tally(firm, tenure, satisfaction, satisfaction_avg, recommend_score, expecta
             k = bond[f, code]
             if k == 0:
                 continue
-            held = code & 7
+            held = code & 15
             counted[T_LOYALTY + _LOYALTY_OF_HELD_BY[held], f] += k
             counted[T_LOCKED_IN, f] += k * (held == _LOCKED_IN)
-            counted[T_EMOTIONAL, f] += k * (code & 8 != 0)
-            counted[T_MEMBERS, f] += k * (code & 16 != 0)
-            counted[T_KEPT, f] += k * (code & 32 != 0)
+            counted[T_EMOTIONAL, f] += k * (code & 16 != 0)
+            counted[T_MEMBERS, f] += k * (code & 32 != 0)
+            counted[T_KEPT, f] += k * (code & 64 != 0)
 
 
 def year_steps(steps_per_year: float) -> int:
@@ -245,6 +247,8 @@ def compute(
     out["prospects"] = np.full(n_firms, float(pop.size - n_customers))
     out["market_share"] = count / max(n_customers, 1)
     out["price"] = offers.price
+    out["purchases"] = flows.purchases
+    out["units"] = flows.units
 
     # flows, retention and churn
     out["acquired_prospects"] = flows.acquired_prospects
@@ -298,6 +302,7 @@ def compute(
         out[f"stickiness_{band}"] = share[T_STICKINESS + k]
     out["members"] = t[T_MEMBERS]
     out["points_outstanding"] = t[T_POINTS]
+    out["points_liability"] = t[T_POINTS] * offers.point_value  # what the firm owes if every point is redeemed
     out["word_of_mouth_positive"] = flows.word_of_mouth_positive
     out["word_of_mouth_negative"] = flows.word_of_mouth_negative
 

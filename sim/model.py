@@ -115,17 +115,23 @@ class LoyaltyModel(mesa.Model):
         self.firm_names = tuple(self.config.firms)
         self.segment_names = tuple(s.name for s in scenario.segments)
         active = [f.price.list * (1 - f.price.discount) for f in self.config.firms.values() if f.active]
+        #: the fair price: the category's normal price (the demand curve's anchor, and the part of the
+        #: reference price people never get used to); each segment's reference price adapts from it
         self.reference_price = market.reference_price or (float(np.mean(active)) if active else 10.0)
+        self._price_level = np.full(len(scenario.segments), self.reference_price)  # the adaptive part, per segment
+        self._segment_counts = np.zeros((len(scenario.segments), len(self.config.firms)))  # customers per segment and firm
+        self._refunds = np.zeros(len(self.config.firms))  # price-protection refunds of the step
+        self._warming = False  # in the run-in before step 0
 
         self.population: Population = create_population(scenario, self.rng)
         self.network = build_network(self.population.segment, market.network.mean_degree, market.network.rewiring, self.rng)
         self._pop = self.population.state()  # the same arrays, as the kernels take them
         self._split = Split(self.population.size, threads)  # the customers' ranges, one per thread
         n, slot = self.population.size, len(fields(Population))  # scratch arrays go in the next memory slots (see allocate)
-        self._heard = allocate(n, np.float32, slot, 0.0)  # scratch of the word-of-mouth kernel
         self._choice = allocate(n, np.int8, slot + 1, engine.STAY)  # what each person does in a step
         self._reason = allocate(n, np.int8, slot + 2, 0)  # why a leaver leaves
         self._margin = allocate(n, np.float32, slot + 3, 0.0)  # each customer's margin of a step
+        self._segment_sizes = np.bincount(self.population.segment, minlength=len(scenario.segments)).astype(np.float64)
         self._segment_entry = np.array([s.category_entry_per_year for s in scenario.segments])
         self._segment_exit = np.array([s.category_exit_per_year for s in scenario.segments])
         self.ledger = Ledger(self.n_steps, len(self.firm_names), self.rates.step_years, market.discount_rate)
@@ -133,6 +139,7 @@ class LoyaltyModel(mesa.Model):
         self._offers_key = None  # what the offers in force were built from (see _publish_offers)
         self._publish_offers(0)
         self._initialise_customers()
+        self._run_in(int(round(market.run_in_days / market.step_days)))
         self._record(0, StepFlows.empty(len(self.firm_names)))
 
     # ------------------------------------------------------------------ inspection
@@ -144,7 +151,7 @@ class LoyaltyModel(mesa.Model):
     @property
     def nbytes(self) -> int:
         """Bytes of model state: the population's arrays, the network and the step's scratch arrays."""
-        scratch = self._heard.nbytes + self._choice.nbytes + self._reason.nbytes + self._margin.nbytes
+        scratch = self._choice.nbytes + self._reason.nbytes + self._margin.nbytes
         return self.population.nbytes + self.network.nbytes + scratch
 
     @property
@@ -155,18 +162,40 @@ class LoyaltyModel(mesa.Model):
 
     def step(self) -> None:
         """One step of MODEL.md section 12; each phase is a compiled kernel of :mod:`sim.engine`."""
-        t = self.steps
+        self._advance(self.steps, stream_key(self.seed, self.steps))
+        if self.steps >= self.n_steps:
+            self.running = False
+
+    def _run_in(self, steps: int) -> None:
+        """Simulate ``steps`` steps before step 0 with the strategies of step 0 (no timeline
+        event, no retention floor, draws from a stream of their own), then forget their money
+        and measures: reported outcomes start from the market's steady state, not from the
+        initial approximation of it (``market.run_in_days``)."""
+        if steps <= 0:
+            return
+        ledger, metrics = self.ledger, self.metrics
+        self.ledger = Ledger(steps, len(self.firm_names), self.rates.step_years, self.spec.market.discount_rate)
+        self.metrics = Metrics(steps, len(self.firm_names))
+        self._record(0, StepFlows.empty(len(self.firm_names)))
+        self._warming = True
+        try:
+            for t in range(1, steps + 1):
+                self._advance(t, stream_key(self.seed, t, stream=2))
+        finally:
+            self._warming = False
+            self.ledger, self.metrics = ledger, metrics
+            self._refunds[:] = 0.0
+
+    def _advance(self, t: int, key) -> None:
+        """The phases of step ``t`` (of the run, or of the run-in), with the draws of ``key``."""
         n_firms = len(self.firm_names)
         flows = StepFlows.empty(n_firms)
         flows.start_customers = self.metrics.table["customers"][t - 1].copy()
-        self._apply_timeline(t, flows)  # 1. events take effect; firms publish offers
+        self._apply_timeline(0 if self._warming else t, flows, adapt=True)  # 1. events take effect; firms publish offers
         pop, off, ctx, par = self._pop, self._off, self._ctx, self._par
-        key = stream_key(self.seed, t)
         choice, split, chunks = self._choice, self._split, self._split.chunks
-        # 2. prospects per segment, and the chance that each firm's marketing reaches one
-        prospects = np.zeros((chunks, len(self.segment_names)))
-        split.each(engine.count_prospects, pop.firm, pop.segment, prospects)
-        reach = engine.marketing_reach(off, ctx, par, prospects.sum(axis=0))
+        # 2. the chance that each firm's marketing reaches a prospect and it responds
+        reach = engine.marketing_reach(off, ctx, par, self._segment_sizes)
         # 2-7. prospects choose and join; purchases, experience, rewards, community; word of
         # mouth said (engine.buy: acquire, consume, speak, one range at a time)
         acquired = np.zeros((chunks, n_firms))
@@ -179,8 +208,8 @@ class LoyaltyModel(mesa.Model):
         # 7-9. word of mouth heard (every range of listeners reads all conversations in the
         # order of their speakers) and taken to heart; exits, search, choice, loyalty types
         talked = talks[0] if len(talks) == 1 else np.concatenate(talks)
-        split.each(engine.hear_and_decide, pop, off, ctx, par, key, talked, self._heard, choice, self._reason)
-        if self.retention_floor is not None:
+        split.each(engine.hear_and_decide, pop, off, ctx, par, key, talked, choice, self._reason)
+        if self.retention_floor is not None and not self._warming:
             self._hold_back(flows)
         # movers join their new firm, those who joined get their terms, a step of tenure (engine.close)
         # and the measures' tally of the state the step leaves
@@ -194,9 +223,10 @@ class LoyaltyModel(mesa.Model):
         flows.won_from_rivals += won.sum(axis=0)
         for k, reason in enumerate(CHURN_REASONS):
             flows.churn[reason] += churn[:, k].sum(axis=0)
-        self._close_books(t, money.sum(axis=0), flows, tallied)  # 10. ledger and measures
-        if t >= self.n_steps:
-            self.running = False
+        money = money.sum(axis=0)
+        flows.purchases += money[engine.M_OCCASIONS]
+        flows.units += money[engine.M_UNITS]
+        self._close_books(t, money, flows, tallied)  # 10. ledger and measures
 
     def run(self, progress=None) -> LoyaltyModel:
         """Run all steps of the scenario; ``progress`` is called with the step number after each."""
@@ -208,21 +238,38 @@ class LoyaltyModel(mesa.Model):
 
     # ------------------------------------------------------------------ phases
 
-    def _apply_timeline(self, t: int, flows: StepFlows) -> None:
+    def _apply_timeline(self, t: int, flows: StepFlows, adapt: bool = False) -> None:
         """Events of step ``t`` take effect. Customers of a firm that leaves the market lose
-        it at once (churn reason ``firm_closed``) and become prospects again."""
+        it at once (churn reason ``firm_closed``) and become prospects again. A firm with price
+        protection that cuts its price refunds the difference on its recent sales."""
         if t in self._timeline and t > 0:
+            before = self.offers
             self.config = self._timeline[t]
             for agent in self.firm_agents:
                 agent.config = self.config.firms[agent.name]
             self.rates = StepRates.of(self.config.behaviour, self.step_days, self.config.market.discount_rate)
-        self._publish_offers(t)
+            self._publish_offers(t, adapt)
+            self._refunds[:] = self._price_protection_refunds(t, before, self.offers)
+        else:
+            self._publish_offers(t, adapt)
         if not self.offers.active.all():
             closed = np.zeros((self._split.chunks, self.offers.size))
             self._split.each(engine.orphan, self._pop, self.offers.active, closed)
             flows.churn["firm_closed"] += closed.sum(axis=0)
 
-    def _publish_offers(self, t: int) -> None:
+    def _price_protection_refunds(self, t: int, before, after) -> np.ndarray:
+        """(F,) what each protected firm refunds when it cuts its price at step ``t``: the share
+        of the price cut on its revenue of the last ``lever_costs.price_protection_days``."""
+        cut = np.where(before.protected & (after.price < before.price), 1.0 - after.price / before.price, 0.0)
+        if not cut.any():
+            return np.zeros(cut.size)
+        days = np.array([f.lever_costs.price_protection_days for f in self.config.firms.values()])
+        revenue = self.ledger.accounts["revenue"]
+        window = np.minimum(np.round(days / self.step_days).astype(int), t - 1)
+        recent = np.array([revenue[t - w : t, f].sum() if w > 0 else 0.0 for f, w in enumerate(window)])
+        return cut * recent
+
+    def _publish_offers(self, t: int, adapt: bool = False) -> None:
         """Firms publish their offers; the step's derived terms follow (typical values last).
 
         Offers change only with timeline events and when a rewards programme starts or ends,
@@ -236,6 +283,7 @@ class LoyaltyModel(mesa.Model):
         profit_share_rate = np.array([a.profit_share_rate for a in self.firm_agents]) * (o.profit_share > 0)
         ctx.profit_share_rate[:] = profit_share_rate
         ctx.entry_rate[:] = self._entry_reward_rate + profit_share_rate
+        self._set_reference_prices(adapt)
         self._set_typical_values()
 
     def _build_offers(self, t: int) -> None:
@@ -247,9 +295,12 @@ class LoyaltyModel(mesa.Model):
         curve_x, curve_p = rules.search_curve(b)
         self._off = o.arrays()
         self._par = Params.of(self.config, self.rates)
+        n_segments = len(self.segment_names)
         self._ctx = Context(
             typical=np.zeros(o.size),
             promised=np.zeros(o.size),
+            norm=np.ones(n_segments),
+            log_price=np.zeros((n_segments, o.size)),
             promise_term=b.expectation.promise_credibility * o.log_promise,
             entry_rate=np.zeros(o.size),
             profit_share_rate=np.zeros(o.size),
@@ -263,23 +314,52 @@ class LoyaltyModel(mesa.Model):
             discount=np.exp(-np.arange(2 * self.n_steps + 2) * self._par.log_discount),
         )
 
+    def _set_reference_prices(self, adapt: bool) -> None:
+        """Each segment's reference price (:func:`sim.rules.reference_price`): the fair price and
+        the price level the segment has adapted to, which moves (``adapt``, once a step) toward
+        the prices its people saw last step: its firms' prices weighted by their customers in the
+        segment, or the plain mean of the firms that serve it when it has no customers."""
+        o, b = self.offers, self.config.behaviour.reference_price
+        available = self._available
+        if adapt:
+            counts = self._segment_counts
+            buyers = counts.sum(axis=1)
+            plain = np.where(available, o.price, 0.0).sum(axis=1) / np.maximum(available.sum(axis=1), 1)
+            seen = np.where(buyers > 0, (counts * o.price).sum(axis=1) / np.maximum(buyers, 1.0), plain)
+            seen = np.where(available.any(axis=1) | (buyers > 0), seen, self._price_level)
+            self._price_level[:] = rules.adapted_price_level(self._price_level, seen, self.rates.reference_weight)
+        reference = rules.reference_price(self.reference_price, self._price_level, b.fair_weight)
+        self._ctx.log_price[:] = rules.judged_log_price(np.log(o.price[None, :] / reference[:, None]), b.loss_aversion)
+
     def _set_typical_values(self) -> None:
         """What each firm's advertising describes (the value of its offer to its typical
         customer) and so what it leads people to expect: exp(typical + believed promise),
-        times each person's demandingness."""
-        ctx, split, n_firms = self._ctx, self._split, self.offers.size
-        # the mean over each firm's customers; over the people it can serve while it has none
+        times each person's demandingness; and each segment's comparison level, the value the
+        market's firms deliver to its customers (in logs, the mean over the segment's customers
+        of the value of their firm's offer)."""
+        ctx, split, n_firms, n_segments = self._ctx, self._split, self.offers.size, len(self.segment_names)
         servable = np.zeros(n_firms, dtype=bool)
-        sums, counts = np.zeros((split.chunks, n_firms)), np.zeros((split.chunks, n_firms))
+        sums, counts = np.zeros((split.chunks, n_segments, n_firms)), np.zeros((split.chunks, n_segments, n_firms))
         split.each(engine.offer_sums, self._pop, self._off, ctx, servable, sums, counts)
+        sums, counts = sums.sum(axis=0), counts.sum(axis=0)  # (S, F) over each firm's own customers
+        self._segment_counts = counts
         total, count = sums.sum(axis=0), counts.sum(axis=0)
-        if (count == 0).any():
-            servable = count == 0
-            sums[:], counts[:] = 0.0, 0.0
-            split.each(engine.offer_sums, self._pop, self._off, ctx, servable, sums, counts)
-            total, count = np.where(servable, sums.sum(axis=0), total), np.where(servable, counts.sum(axis=0), count)
+        seg_total, seg_count = sums.sum(axis=1), counts.sum(axis=1)
+        if (count == 0).any() or (seg_count == 0).any():
+            # over everyone a firm can serve: for firms without customers, and segments without any
+            every, everyone = np.zeros((split.chunks, n_segments, n_firms)), np.zeros((split.chunks, n_segments, n_firms))
+            split.each(engine.offer_sums, self._pop, self._off, ctx, np.ones(n_firms, dtype=bool), every, everyone)
+            every, everyone = every.sum(axis=0), everyone.sum(axis=0)
+            empty = count == 0
+            total, count = np.where(empty, every.sum(axis=0), total), np.where(empty, everyone.sum(axis=0), count)
+            means = every / np.maximum(everyone, 1.0)  # each firm's mean value to the segment's people
+            reachable = everyone > 0
+            plain = np.where(reachable, means, 0.0).sum(axis=1) / np.maximum(reachable.sum(axis=1), 1)
+            lonely = seg_count == 0
+            seg_total, seg_count = np.where(lonely, plain, seg_total), np.where(lonely, 1.0, seg_count)
         ctx.typical[:] = np.where(count > 0, total / np.maximum(count, 1.0), 0.0)
         ctx.promised[:] = np.exp(ctx.typical + ctx.promise_term)
+        ctx.norm[:] = np.exp(seg_total / np.maximum(seg_count, 1.0))
 
     def _initialise_customers(self) -> None:
         """Hand each firm its initial customers with a mature relationship (tenure, trust, attachment)."""
@@ -307,12 +387,16 @@ class LoyaltyModel(mesa.Model):
         pop.attachment[idx] = drive / (drive + b.attachment.decay_per_year + 1e-12) * -np.expm1(-(drive + b.attachment.decay_per_year) * years)
         self._set_typical_values()
         own, promised = engine.own_values(self._pop, self._off, self._ctx, self._par, idx)
-        w_e, w_p = b.expectation.experience_rate, b.expectation.promise_rate
-        pop.expectation[idx] = (w_e * np.exp(own) + w_p * promised) / max(w_e + w_p, 1e-12) if w_e + w_p > 0 else promised
+        e, level = b.expectation, pop.expectation_level[idx]
+        # the fixed point of the expectation update (sim.rules.expectation_next), without noise
+        anchors = (e.experience_rate * np.exp(own) + e.promise_rate * promised + e.market_rate * level * self._ctx.norm[pop.segment[idx]]
+                   + e.standard_rate * level)
+        weights = e.experience_rate + e.promise_rate + e.market_rate + e.standard_rate
+        pop.expectation[idx] = anchors / weights if weights > 0 else promised
         pop.perceived_value[idx] = np.exp(own)
         pop.satisfaction[idx] = pop.satisfaction_avg[idx] = pop.perceived_value[idx] / pop.expectation[idx]
         o = self.offers
-        spend = pop.purchases_per_year[idx] * pop.basket[idx] * o.price[firm]
+        spend = pop.purchases_per_year[idx] * pop.basket[idx] * o.price[firm] * o.demand[firm]
         pop.annual_spend[idx] = spend * -np.expm1(-years)
         pop.tier[idx] = engine.brackets(o.tier_spend, firm, pop.annual_spend[idx].astype(np.float64))
         pop.points[idx] = np.where(o.rewards_active[firm], rng.random(idx.size) * o.redemption_threshold[firm], 0.0)
@@ -342,7 +426,8 @@ class LoyaltyModel(mesa.Model):
         years = self.rates.step_years
         ledger.book(t, "revenue", money[engine.M_REVENUE])
         ledger.book(t, "cost_of_goods", money[engine.M_GOODS])
-        ledger.book(t, "service_cost", money[engine.M_SERVICE])
+        ledger.book(t, "service_cost", money[engine.M_SERVICE] + self._refunds)
+        self._refunds[:] = 0.0
         ledger.book(t, "reward_cost", money[engine.M_REWARDS])
         members = money[engine.M_MEMBERS]
         ledger.book(t, "community_cost", np.where(o.active, members * o.member_cost_per_year * years + o.events_cost_per_year * years, 0.0))

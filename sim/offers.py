@@ -28,7 +28,8 @@ class Offers:
     active: np.ndarray  # bool: firm is in the market this step
     serves: np.ndarray  # bool (S, F): segment s can be served by firm f
     price: np.ndarray  # list price after the across-the-board discount
-    log_price: np.ndarray  # log(price / reference price)
+    log_price: np.ndarray  # log(price / fair price); customers judge price against their segment's reference (Context.log_price)
+    demand: np.ndarray  # category demand at this price: (price / fair price) ^ -price_elasticity (purchase frequency factor)
     log_quality: np.ndarray
     log_service: np.ndarray  # log(service quality * staff): service and personnel value
     log_brand: np.ndarray
@@ -45,11 +46,16 @@ class Offers:
     availability: np.ndarray
     recovery_cost: np.ndarray
     cost_per_purchase: np.ndarray
+    lever_cost_per_purchase: np.ndarray  # what the value levers add to the cost of a purchase (LeverCosts)
+    lever_cost_per_year: np.ndarray  # what they add per customer and year
+    guarantee_claim: np.ndarray  # share of a failed step's spend refunded (guarantee * claims)
+    protected: np.ndarray  # bool: price protection runs (a price cut refunds recent purchases)
     unit_cost: np.ndarray
     fixed_per_year: np.ndarray
     # rewards
     rewards_active: np.ndarray  # bool: the rewards family (points, tiers, punch card, ...) runs this step
     points_rate: np.ndarray  # points per money (0 when not running)
+    points_entry: np.ndarray  # points part of the entry reward rate: points_rate * customer_point_value
     point_value: np.ndarray
     customer_point_value: np.ndarray  # value of a point to a customer (coalition multiplier)
     coalition_fee: np.ndarray
@@ -121,6 +127,27 @@ def _pad(rows: list[list[float]], fill: float, first: float) -> np.ndarray:
     return out
 
 
+def lever_cost_per_purchase(firm: Firm) -> float:
+    """What the firm's value levers add to the cost of one purchase occasion, relative to the
+    market norm (index 1, full availability): service quality, staff, speed and delivery above
+    the norm cost more, below it save; availability costs its stock holding; price protection its
+    claims handling (:class:`sim.scenario.LeverCosts`)."""
+    s, c = firm.service, firm.lever_costs
+    return (
+        c.service_quality * (s.quality - 1.0) + c.staff * (s.staff - 1.0) + c.speed * (s.speed - 1.0)
+        + c.delivery * (s.delivery - 1.0) + c.availability * (s.availability - 1.0)
+        + (c.price_protection if firm.price.price_protection else 0.0)
+    )
+
+
+def lever_cost_per_year(firm: Firm) -> float:
+    """What the firm's levers cost per customer and year: personalisation, and the lock-in it
+    builds (ecosystem and learning cost) and runs (contracts)."""
+    c, lock = firm.lever_costs, firm.lock_in
+    contracts = c.contracts if lock.contract_days > 0 else 0.0
+    return c.personalisation * firm.product.personalisation + c.lock_in * (lock.ecosystem_per_year + lock.learning_cost) + contracts
+
+
 def rewards_running(firm: Firm, step: int) -> bool:
     """Whether the firm's rewards programme runs at ``step``."""
     r = firm.rewards
@@ -132,6 +159,7 @@ def build_offers(scenario: Scenario, step: int, reference_price: float) -> Offer
     firms: list[Firm] = list(scenario.firms.values())
     seg_names = [s.name for s in scenario.segments]
     step_days = scenario.market.step_days
+    elasticity = scenario.behaviour.demand.price_elasticity
 
     def arr(get) -> np.ndarray:
         return np.array([get(f) for f in firms], dtype=np.float64)
@@ -152,6 +180,7 @@ def build_offers(scenario: Scenario, step: int, reference_price: float) -> Offer
         serves=serves,
         price=price,
         log_price=np.log(price / reference_price),
+        demand=np.exp(-elasticity * np.log(price / reference_price)),
         log_quality=np.log(arr(lambda f: f.product.quality)),
         log_service=np.log(arr(lambda f: f.service.quality * f.service.staff)),  # service and personnel value
         log_brand=np.log(arr(lambda f: f.product.brand)),
@@ -168,10 +197,15 @@ def build_offers(scenario: Scenario, step: int, reference_price: float) -> Offer
         availability=arr(lambda f: f.service.availability if f.active else 0.0),  # a firm out of the market sells nothing
         recovery_cost=arr(lambda f: f.service.recovery_cost),
         cost_per_purchase=arr(lambda f: f.service.cost_per_purchase),
+        lever_cost_per_purchase=arr(lever_cost_per_purchase),
+        lever_cost_per_year=arr(lever_cost_per_year),
+        guarantee_claim=arr(lambda f: f.service.guarantee * f.lever_costs.guarantee_claims),
+        protected=np.array([f.price.price_protection for f in firms], dtype=bool),
         unit_cost=arr(lambda f: f.costs.unit_cost),
         fixed_per_year=arr(lambda f: f.costs.fixed_per_year),
         rewards_active=rewards_on,
         points_rate=np.where(rewards_on, arr(lambda f: f.rewards.points_rate), 0.0),
+        points_entry=np.where(rewards_on, arr(lambda f: f.rewards.points_rate), 0.0) * arr(lambda f: f.rewards.point_value) * coalition,
         point_value=arr(lambda f: f.rewards.point_value),
         customer_point_value=arr(lambda f: f.rewards.point_value) * coalition,
         coalition_fee=np.where(rewards_on, arr(lambda f: f.rewards.coalition.fee_per_point if f.rewards.coalition.enabled else 0.0), 0.0),

@@ -19,11 +19,14 @@ from sim.scenario import TRAIT_RANGES, Scenario, Trait
 PROSPECT = -1  # value of `firm` for people who buy from no firm
 
 #: Why a retained customer stays: the decisive term of its stay-or-switch decision.
-HELD_BY = ("none", "no_alternative", "not_looking", "price", "rewards", "trust", "switching_cost")
+HELD_BY = ("none", "no_alternative", "not_looking", "price", "rewards", "trust", "switching_cost", "value", "rewards_lost")
 #: Loyalty type (MODEL.md section 5) of each held_by code. Switching cost counts as inertia
-#: (the effort of leaving); the separate `locked_in` measure reports it on its own.
+#: (the effort of leaving); the separate `locked_in` measure reports it on its own. A customer
+#: held by its firm's value without high trust and attachment is satisfied but not loyal: none.
+#: A formerly incentive-held customer whose rewards are gone and who has not looked around since
+#: stays by inertia (`rewards_lost`); if it leaves, it leaves for the rewards it lost.
 LOYALTY_TYPES = ("none", "monopoly", "inertia", "price", "incentive", "trust")
-LOYALTY_OF_HELD_BY = np.array([0, 1, 2, 3, 4, 5, 2], dtype=np.uint8)
+LOYALTY_OF_HELD_BY = np.array([0, 1, 2, 3, 4, 5, 2, 0, 2], dtype=np.uint8)
 HELD = {name: code for code, name in enumerate(HELD_BY)}
 
 F32 = np.float32
@@ -64,6 +67,9 @@ class Population:
     recommend: np.ndarray  # uint8 likelihood-to-recommend score 0..10
     repurchase: np.ndarray  # probability of still buying from the firm a year on
     value_to_date: np.ndarray  # discounted margin earned from the current relationship
+    former_firm: np.ndarray  # int8: the firm the person last left (PROSPECT for none)
+    grudge: np.ndarray  # utility held against it (fading), from the satisfaction it left with
+    former_value: np.ndarray  # log value of that firm's offer to the person when it left
     buzz: np.ndarray  # (N, F) net word of mouth heard about each firm
 
     @property
@@ -218,7 +224,7 @@ def create_population(scenario: Scenario, rng: np.random.Generator) -> Populatio
         members = np.flatnonzero(segment == s)
         for key, attr in TRAITS:
             traits[attr][members] = draw_trait(getattr(seg, key), key, members.size, rng)
-    zeroed = ("experience", "trust", "attachment", "switching_cost", "points", "stamps", "annual_spend", "repurchase", "value_to_date")
+    zeroed = ("experience", "trust", "attachment", "switching_cost", "points", "stamps", "annual_spend", "repurchase", "value_to_date", "grudge", "former_value")
     return Population(
         segment=segment,
         **traits,
@@ -233,6 +239,7 @@ def create_population(scenario: Scenario, rng: np.random.Generator) -> Populatio
         member=array("member", False, bool),
         held_by=array("held_by", 0, np.uint8),
         recommend=array("recommend", 0, np.uint8),
+        former_firm=array("former_firm", PROSPECT, np.int8),
         buzz=array("buzz", 0.0, F32, (n, n_firms)),
     )
 

@@ -23,6 +23,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from sim import fastmath
+from sim.population import HELD
 from sim.scenario import Behaviour, Segment
 
 F32 = np.float32
@@ -83,6 +84,10 @@ class StepRates:
     satisfaction_weight: float
     experience_weight: float
     promise_weight: float
+    market_weight: float  # toward the comparison level (the market's delivered value)
+    standard_weight: float  # toward the customer's fixed standard
+    reference_weight: float  # of the reference price's move toward the market's prices
+    grudge_decay: float  # share of a grudge against a former firm left after a step
     trust_gain: float
     trust_loss: float
     spend_decay: float
@@ -98,6 +103,10 @@ class StepRates:
             satisfaction_weight=float(-np.expm1(-step_days / behaviour.satisfaction.memory_days)),
             experience_weight=float(per_step(behaviour.expectation.experience_rate, years)),
             promise_weight=float(per_step(behaviour.expectation.promise_rate, years)),
+            market_weight=float(per_step(behaviour.expectation.market_rate, years)),
+            standard_weight=float(per_step(behaviour.expectation.standard_rate, years)),
+            reference_weight=float(per_step(behaviour.reference_price.adaptation_per_year, years)),
+            grudge_decay=float(np.exp(-step_days / behaviour.memory.memory_days)),
             trust_gain=float(per_step(behaviour.trust.gain_per_year, years)),
             trust_loss=float(per_step(behaviour.trust.loss_per_year, years)),
             spend_decay=float(np.exp(-years)),
@@ -312,20 +321,25 @@ def offer_value(quality_sensitivity, service_sensitivity, price_sensitivity, log
     return quality_sensitivity * log_quality + service_sensitivity * log_service - price_sensitivity * log_price + segment_term
 
 
-@ufunc("float64(float64, float64, float64, float64, float64, float64, float64, float64)")
-def tenure_value(tenure_days, quality_sensitivity, price_sensitivity, personalisation, personalisation_days, log_price, max_years, tolerance_per_year):
-    """Extra log value a customer gets from its own firm through tenure.
+@ufunc("float64(float64, float64, float64, float64)")
+def tenure_value(tenure_days, quality_sensitivity, personalisation, personalisation_days):
+    """Extra log value a customer gets from its own firm through tenure (personalisation):
+    the firm learns the customer over ``personalisation_days`` and the product fits better,
+    worth log(1 + personalisation) at full learning. It is part of the value the customer
+    perceives."""
+    if personalisation <= 0:
+        return 0.0
+    return quality_sensitivity * math.log1p(personalisation * min(tenure_days / personalisation_days, 1.0))
 
-    Personalisation: the firm learns the customer over ``personalisation_days`` and the
-    product fits better, worth log(1 + personalisation) at full learning. Price tolerance:
-    price sensitivity toward one's own firm falls by ``tolerance_per_year`` per year of
-    tenure (up to ``max_years``; Reichheld's premium), so part of the price term is given back.
-    """
-    fit = 0.0
-    if personalisation > 0:
-        fit = quality_sensitivity * math.log1p(personalisation * min(tenure_days / personalisation_days, 1.0))
+
+@ufunc("float64(float64, float64, float64, float64, float64)")
+def price_tolerance(tenure_days, price_sensitivity, log_price, max_years, tolerance_per_year):
+    """What a customer's tenure gives back of the price term in its utility of staying:
+    price sensitivity toward one's own firm falls by ``tolerance_per_year`` per year of tenure
+    (up to ``max_years``; Reichheld's loyal customers tolerate a premium). It holds the customer
+    (a loyalty effect), but the premium still lowers the value it perceives and its satisfaction."""
     tolerance = min(min(tenure_days / DAYS_PER_YEAR, max_years) * tolerance_per_year, 1.0)
-    return fit + price_sensitivity * tolerance * log_price
+    return price_sensitivity * tolerance * log_price
 
 
 @jit
@@ -382,34 +396,95 @@ def satisfaction_level(c: np.ndarray, behaviour: Behaviour) -> np.ndarray:
     return level(c, s.generally_satisfied, s.fairly_satisfied, s.highly_satisfied)
 
 
-@ufunc("float64(float64, float64, float64, float64, float64)")
-def expectation_next(expectation, perceived_value, promised, experience_weight, promise_weight):
-    """Adaptive expectation: a moves toward the perceived value b it experienced and
-    toward the value the firm promises: a' = a + w_e (b - a) + w_p (promised - a)."""
-    return expectation + experience_weight * (perceived_value - expectation) + promise_weight * (promised - expectation)
+@ufunc("float64(float64, float64, float64, float64, float64, float64, float64, float64, float64)")
+def expectation_next(expectation, perceived_value, promised, norm, standard, experience_weight, promise_weight, market_weight, standard_weight):
+    """Adaptive expectation, judged against the market: a moves toward the value b it
+    experienced (adaptation), toward what the firm promises, toward the comparison level
+    ``norm`` (the value the market's firms deliver to the customer's segment: what the
+    alternatives deliver) and toward its own fixed ``standard`` (a normal offer at the fair
+    price, times its demandingness):
+    a' = a + w_e (b - a) + w_p (promised - a) + w_m (norm - a) + w_s (standard - a).
+    Because only the first anchor follows the firm's own delivery, a firm that delivers more
+    value than the market keeps customers whose c = b / a stays above 1."""
+    return (
+        expectation + experience_weight * (perceived_value - expectation) + promise_weight * (promised - expectation)
+        + market_weight * (norm - expectation) + standard_weight * (standard - expectation)
+    )
 
 
-def update_expectation(expectation, perceived_value, promised, rates: StepRates) -> np.ndarray:
-    return expectation_next(expectation, perceived_value, promised, rates.experience_weight, rates.promise_weight)
+def update_expectation(expectation, perceived_value, promised, norm, standard, rates: StepRates) -> np.ndarray:
+    return expectation_next(
+        expectation, perceived_value, promised, norm, standard,
+        rates.experience_weight, rates.promise_weight, rates.market_weight, rates.standard_weight,
+    )
+
+
+def first_weights(expectation) -> tuple[float, float]:
+    """The weights of the promise and of the comparison level in a new customer's expectation
+    (:func:`first_expectation`): their rates' shares of the rates of the anchors it has before
+    any experience (promise, comparison level, standard); the promise alone when all are 0."""
+    total = expectation.promise_rate + expectation.market_rate + expectation.standard_rate
+    if total <= 0:
+        return 1.0, 0.0
+    return expectation.promise_rate / total, expectation.market_rate / total
+
+
+@inlined
+def first_expectation(log_promised, log_norm, promise_weight, market_weight):
+    """The log of what a customer new to a firm expects, per unit of its demandingness: before
+    any experience of the firm it has the firm's promise (the offer as advertised, valued by the
+    customer: explicit service promises), what the market's firms deliver to its segment (past
+    experience of the category) and its own standard (log 0) to go on, averaged in logs with the
+    weights of their rates (Zeithaml, Berry and Parasuraman 1993)."""
+    return promise_weight * log_promised + market_weight * log_norm
+
+
+def reference_price(fair, market_level, fair_weight):
+    """The price a customer judges a purchase against: the fair price and the price level it
+    has adapted to, averaged in logs with ``fair_weight`` on the fair price (a price level
+    people never fully get used to; Kalyanaram and Winer 1995)."""
+    return np.exp(fair_weight * np.log(fair) + (1.0 - fair_weight) * np.log(market_level))
+
+
+def judged_log_price(log_price, loss_aversion):
+    """The price term as a customer feels it: log(price / reference), a price above the reference
+    (a loss) weighted ``loss_aversion`` times (asymmetric reference-price effects; Kalyanaram and
+    Winer 1995; Tversky and Kahneman 1991)."""
+    return np.where(log_price > 0.0, loss_aversion * log_price, log_price)
+
+
+def adapted_price_level(level, seen, weight):
+    """The adaptive part of the reference price after a step: it moves ``weight`` of the way
+    toward the prices the segment ``seen`` in the market (exponential smoothing of observed
+    prices; Mazumdar, Raj and Sinha 2005)."""
+    return level + weight * (seen - level)
+
+
+@ufunc("float64(float64, float64)")
+def felt_share(trust, forgiveness):
+    """The share of a failure's harm a customer feels: loyal, trusting customers forgive an
+    occasional failure more than new ones [seed 001: 忠诚顾客……对失误持宽容态度]."""
+    return 1.0 - forgiveness * min(max(trust, 0.0), 1.0)
 
 
 # --------------------------------------------------------------------------- trust and attachment
 
 
-@ufunc("float64(float64, float64, boolean, float64, float64, float64, float64)")
-def trust_next(trust, c, failed, met_threshold, gain, loss, failure_loss):
+@ufunc("float64(float64, float64, boolean, float64, float64, float64, float64, float64)")
+def trust_next(trust, c, failed, met_threshold, gain, loss, failure_loss, forgiveness):
     """Trust approaches 1 while expectations are met (c >= met_threshold), decays while
-    they are not, and loses ``failure_loss`` of itself at an unrecovered failure (the
+    they are not, and loses ``failure_loss`` of itself at an unrecovered failure, less the
+    part its trust forgives (:func:`felt_share`, with the trust before the failure; the
     threshold is compared at the single precision satisfaction is stored in)."""
     new = trust + gain * (1.0 - trust) if np.float32(c) >= np.float32(met_threshold) else trust * (1.0 - loss)
     if failed:
-        new *= 1.0 - failure_loss
+        new *= 1.0 - failure_loss * felt_share(trust, forgiveness)
     return min(max(new, 0.0), 1.0)
 
 
 def update_trust(trust, c, failed, behaviour: Behaviour, rates: StepRates) -> np.ndarray:
     t = behaviour.trust
-    return trust_next(trust, c, failed, t.met_threshold, rates.trust_gain, rates.trust_loss, t.failure_loss)
+    return trust_next(trust, c, failed, t.met_threshold, rates.trust_gain, rates.trust_loss, t.failure_loss, t.forgiveness)
 
 
 @ufunc("float64(float64, float64, float64, float64, float64, float64)")
@@ -596,12 +671,140 @@ def recommend(satisfaction_avg, trust, attachment, satisfaction_weight, trust_we
 
 
 @jit
-def recommend_each(satisfaction_avg, trust, attachment, satisfaction_weight, trust_weight, attachment_weight, offset, out, n):
-    """out[k] = :func:`recommend` of person k for k < n (a loop that vectorises)."""
+def recommend_each(satisfaction_avg, trust, attachment, satisfaction_weight, trust_weight, attachment_weight, offset, heard_weight, heard, out, n):
+    """out[k] = :func:`recommend` of person k for k < n, its offset moved by ``heard_weight`` times
+    ``heard[k]`` (the tanh of what it heard of its own firm: others' praise or criticism sways one's
+    own recommendation); a loop that vectorises."""
     for k in range(n):
-        out[k] = recommend_at(satisfaction_avg[k], trust[k], attachment[k], satisfaction_weight, trust_weight, attachment_weight, offset)
+        out[k] = recommend_at(satisfaction_avg[k], trust[k], attachment[k], satisfaction_weight, trust_weight, attachment_weight, offset + heard_weight * heard[k])
 
 
 def recommend_score(satisfaction_avg, trust, attachment, behaviour: Behaviour) -> np.ndarray:
     n = behaviour.nps
     return recommend(satisfaction_avg, trust, attachment, n.satisfaction_weight, n.trust_weight, n.attachment_weight, n.offset).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- the course's decision rules (s.4, s.5, s.6)
+#
+# Each rule below is one customer's decision term, called by the stay-or-switch and
+# acquisition kernels (sim.engine.decide, acquire) and unit-tested on its own.
+
+
+@ufunc("float64(float64, float64, float64)")
+def marketing_reach(contacts, reachable, response_rate):
+    """Chance that a prospect is reached by a firm's marketing in a step and responds:
+    ``contacts`` made at random among the ``reachable`` people of the segments the firm serves
+    (customers of any firm and prospects) reach a share
+    1 - exp(-contacts / reachable) of them (each contact lands on a random prospect, so
+    repeated contacts are wasted: diminishing returns), of whom ``response_rate`` respond."""
+    if reachable <= 0.0 or contacts <= 0.0:
+        return 0.0
+    return -math.expm1(-contacts / reachable) * response_rate
+
+
+@ufunc("float64(float64, float64, float64)")
+def points_value_share(earned_per_year, threshold, expiry_days):
+    """The share of its points a customer expects to redeem rather than lose to the threshold
+    and expiry (breakage): a point earned while the balance builds up to ``threshold`` at
+    ``earned_per_year`` survives the x = (threshold / earned_per_year) / expiry years that
+    takes with chance exp(-x * its age share); averaged over the points of one redemption,
+    (1 - exp(-x)) / x. 1 when points never expire; 0 for a customer who earns none."""
+    if earned_per_year <= 0.0:
+        return 0.0
+    if not expiry_days < np.inf:
+        return 1.0
+    x = threshold / earned_per_year / (expiry_days / DAYS_PER_YEAR)
+    if x < 1e-9:
+        return 1.0
+    return -math.expm1(-x) / x
+
+
+@ufunc("float64(float64, float64)")
+def grudge_at_leaving(satisfaction_avg, weight):
+    """Utility a customer holds against the firm it leaves: ``weight`` per unit of -log of its
+    running satisfaction (none when it leaves satisfied)."""
+    return weight * max(-math.log(max(satisfaction_avg, 1e-6)), 0.0)
+
+
+@ufunc("float64(float64, float64, float64)")
+def grudge_against(grudge, value_now, value_then):
+    """The part of a grudge against a former firm that still counts: what the firm's offer has
+    improved since the customer left it (in log value) is forgiven."""
+    return max(grudge - max(value_now - value_then, 0.0), 0.0)
+
+
+@inlined
+def switching_cost(points_value, stamps_share, learning_cost, ecosystem_value, exit_fee_due, purchase_value, purchases_per_year, horizon_years, psychological_cost):
+    """What leaving its firm would cost a customer, in utility [seed 001 转移成本]: the money at
+    stake (points at their value to it, punch-card progress ``stamps_share`` of a free
+    purchase, the learning cost of another firm's product, the ecosystem value built up, the
+    exit fee still due) spread over the spend of the decision horizon, plus a psychological cost."""
+    at_stake = points_value + stamps_share * purchase_value + learning_cost + ecosystem_value + exit_fee_due
+    return at_stake / max(purchases_per_year * purchase_value * horizon_years, 1e-9) + psychological_cost
+
+
+@inlined
+def stay_utility(own_value, experience, reward_sensitivity, own_rate, trust_weight, trust, attachment_weight, attachment, word_of_mouth_weight, heard):
+    """The utility of staying with one's firm: the value of its offer to this customer (with
+    what tenure adds), how reliably it delivered (experience), its rewards, trust, attachment
+    and what the customer heard of it."""
+    return own_value + experience + reward_sensitivity * own_rate + trust_weight * trust + attachment_weight * attachment + word_of_mouth_weight * heard
+
+
+#: Churn reasons, codes in the order of sim.measures.CHURN_REASONS.
+LEFT_CATEGORY, DISSATISFIED, PRICE, REWARDS, VALUE = 0, 1, 2, 3, 4
+_H_PRICE, _H_REWARDS, _H_REWARDS_LOST = HELD["price"], HELD["rewards"], HELD["rewards_lost"]
+
+
+@inlined
+def churn_reason(satisfaction_avg, generally_satisfied, held_before, to_rival, price_term, reward_term, bond_term):
+    """Why a customer who chooses to leave its firm leaves [Keaveney 1995's switching causes]:
+    rewards when its rewards held it before (a programme ended); else, for a move to a rival,
+    the rival's advantage that weighs most when it is price or rewards (the terms of 7.14:
+    price below rewards and the bond, or rewards below both); else dissatisfied (its running
+    satisfaction below the generally-satisfied level); else price when its price advantage held
+    it before (undercut); else value."""
+    if held_before == _H_REWARDS or held_before == _H_REWARDS_LOST:
+        return REWARDS
+    if to_rival:
+        if price_term < 0 and price_term <= reward_term and price_term <= bond_term:
+            return PRICE
+        if reward_term < 0 and reward_term <= bond_term:
+            return REWARDS
+    if satisfaction_avg < generally_satisfied:
+        return DISSATISFIED
+    if held_before == _H_PRICE:
+        return PRICE
+    return VALUE
+
+
+_H_NONE, _H_NOT_LOOKING, _H_SWITCHING, _H_TRUST, _H_VALUE = HELD["none"], HELD["not_looking"], HELD["switching_cost"], HELD["trust"], HELD["value"]
+_LADDER = (HELD["switching_cost"], HELD["price"], HELD["rewards"], HELD["trust"])
+
+
+@inlined
+def held_by(advantage, switching, price_term, reward_term, bond_term, searched, trust, attachment, trust_threshold, attachment_threshold, held_before=0):
+    """What holds a customer who has an alternative [seed 001 客户忠诚的类型]: its advantage of
+    staying over the best rival splits into switching cost, price, rewards and the bond (the
+    firm's value and the relationship). A term is pivotal when without it the rival would be
+    at least as good; loyalty is only as deep as its shallowest necessary support, so the
+    first pivotal term on the course's ladder (switching cost, price, rewards, bond) holds it,
+    else the largest. Held by the bond, it is trust-loyal only when its trust and attachment
+    are high; else it stays for the value alone (satisfied but not loyal). With no advantage,
+    it is held by inertia if it did not look this step (``rewards_lost`` when its rewards held it
+    before: it stays only because it has not looked since they went), by nothing if it did."""
+    if not advantage > 0:
+        if searched:
+            return _H_NONE
+        return _H_REWARDS_LOST if held_before == _H_REWARDS or held_before == _H_REWARDS_LOST else _H_NOT_LOOKING
+    pivotal, largest_k, largest = -1, 0, switching
+    for k in range(4):
+        term = switching if k == 0 else price_term if k == 1 else reward_term if k == 2 else bond_term
+        if pivotal < 0 and term > 0 and advantage - term <= 0:
+            pivotal = k
+        if term > largest:
+            largest_k, largest = k, term
+    k = pivotal if pivotal >= 0 else largest_k
+    if k == 3:
+        return _H_TRUST if trust >= trust_threshold and attachment >= attachment_threshold else _H_VALUE
+    return _LADDER[k]

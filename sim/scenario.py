@@ -89,8 +89,8 @@ class Segment(Section):
     image_weight: float = P(0.3, "elasticity", "weight of brand image in perceived value", ge=0, le=10)
     convenience_weight: float = P(0.3, "elasticity", "weight of time and effort (speed, delivery) in perceived value", ge=0, le=10)
     risk_weight: float = P(0.2, "elasticity", "weight of risk (guarantees, price protection) in perceived value", ge=0, le=10)
-    category_entry_per_year: float = P(0.5, "1/year", "rate at which prospects start shopping in the category on their own", ge=0, le=1000)
-    category_exit_per_year: float = P(0.03, "1/year", "rate at which customers leave the category for reasons no firm controls (moving, life events)", ge=0, le=1000)
+    category_entry_per_year: float = P(0.25, "1/year", "rate at which prospects start shopping in the category on their own", ge=0, le=1000)
+    category_exit_per_year: float = P(0.15, "1/year", "rate at which customers leave the category for reasons no firm controls (moving, life events)", ge=0, le=1000)
 
     @model_validator(mode="before")
     @classmethod
@@ -150,7 +150,7 @@ SEGMENT_PRESETS: dict[str, dict[str, Any]] = {
         "basket": {"mean": 20.0, "sd": 6.0},
         "community_propensity": {"mean": 0.2, "sd": 0.1},
         "expectation": {"mean": 1.05, "sd": 0.05},
-        "category_exit_per_year": 0.02,
+        "category_exit_per_year": 0.1,
     },
 }
 
@@ -184,6 +184,11 @@ class Market(Section):
     reference_price: float | None = P(None, "money/unit", "price regarded as normal; null means the mean list price of the firms active at the start", gt=0)
     discount_rate: float = P(0.10, "1/year", "discount rate for NPV and customer lifetime value", ge=0, le=10)
     initial_tenure_days: float = P(720.0, "days", "mean tenure of the customers firms have at the start", ge=0, le=36500)
+    run_in_days: float = P(
+        365.0, "days",
+        "time simulated before step 0 with the strategies of step 0, so that reported outcomes start from the market's steady state (excluded from every reported outcome)",
+        ge=0, le=3650,
+    )
     network: Network = Network()
     loyalty_economics: LoyaltyEconomics = LoyaltyEconomics()
 
@@ -212,8 +217,10 @@ class ExpectationRules(Section):
 
     experience_rate: float = P(1.0, "1/year", "speed at which expectation moves toward perceived value", ge=0, le=1000)
     promise_rate: float = P(1.0, "1/year", "speed at which expectation moves toward what the firm advertises", ge=0, le=1000)
+    market_rate: float = P(1.5, "1/year", "speed at which expectation moves toward the comparison level: the value the market's firms deliver to the customer's segment (Woodruff, Cadotte and Jenkins 1983)", ge=0, le=1000)
+    standard_rate: float = P(0.5, "1/year", "speed at which expectation moves toward the customer's own fixed standard: a normal offer at the fair price, times its demandingness (desires; Spreng, MacKenzie and Olshavsky 1996)", ge=0, le=1000)
     promise_credibility: float = P(0.6, "elasticity", "how much of an advertised promise people believe when judging a firm", ge=0, le=1)
-    word_of_mouth_effect: float = P(0.05, "log value", "shift of expectation per unit of net word of mouth heard about the firm", ge=0, le=1)
+    word_of_mouth_effect: float = P(0.05, "log value", "shift of a new customer's expectation per unit of net word of mouth it heard about the firm", ge=0, le=1)
 
 
 class TrustRules(Section):
@@ -224,6 +231,7 @@ class TrustRules(Section):
     loss_per_year: float = P(1.5, "1/year", "speed at which trust decays while expectations are not met", ge=0, le=1000)
     failure_loss: float = P(0.3, "fraction", "share of trust lost at an unrecovered service failure or stock-out", ge=0, le=1)
     initial: float = P(0.3, "0-1", "trust of a new customer", ge=0, le=1)
+    forgiveness: float = P(0.5, "0-1", "share of a failure's harm (to perceived value and to trust) that full trust forgives: tolerance grows with trust", ge=0, le=1)
 
 
 class AttachmentRules(Section):
@@ -231,6 +239,34 @@ class AttachmentRules(Section):
 
     trust_gain_per_year: float = P(0.3, "1/year", "growth of attachment per year at full trust", ge=0, le=1000)
     decay_per_year: float = P(0.2, "1/year", "decay of attachment per year", ge=0, le=1000)
+
+
+class ReferencePriceRules(Section):
+    """The reference price a purchase is judged against (Kalyanaram and Winer 1995; Mazumdar, Raj and Sinha 2005)."""
+
+    adaptation_per_year: float = P(1.0, "1/year", "speed at which the reference price moves toward the prices a segment sees in the market (its firms' prices, weighted by their customers)", ge=0, le=1000)
+    fair_weight: float = P(0.5, "0-1", "weight of the fair price (`market.reference_price`) in the reference price, the rest being the adaptive market price: how much of a price level people never get used to", ge=0, le=1)
+    loss_aversion: float = P(2.0, "ratio", "how much more a price above the reference price weighs than one as far below it (a loss against the reference weighs more than a gain)", ge=1, le=10)
+
+
+class DemandRules(Section):
+    """Category demand: how much customers buy at the category's price level."""
+
+    price_elasticity: float = P(0.6, "elasticity", "category price elasticity of purchase frequency: occasions scale with (price / fair price) ^ -elasticity", ge=0, le=10)
+
+
+class MemoryRules(Section):
+    """Memory of former firms: a customer who left a firm dissatisfied remembers it."""
+
+    grudge_weight: float = P(3.0, "utility per log c", "utility held against a former firm per unit of -log(satisfaction) when the customer left it", ge=0, le=100)
+    memory_days: float = P(365.0, "days", "time constant over which a grudge fades", gt=0, le=36500)
+
+
+class LoyaltyRules(Section):
+    """Which customers count as trust-loyal (the rest held by their firm's value are satisfied but not loyal)."""
+
+    trust_threshold: float = P(0.6, "0-1", "trust from which a customer held by its firm's value and relationship counts as trust-loyal", ge=0, le=1)
+    attachment_threshold: float = P(0.3, "0-1", "attachment from which a customer held by its firm's value and relationship counts as trust-loyal", ge=0, le=1)
 
 
 class SearchRules(Section):
@@ -272,7 +308,7 @@ class WordOfMouthRules(Section):
     positive_reach_per_year: float = P(12.0, "people/year", "conversations a satisfied customer (promoter) has about its firm", ge=0, le=10_000)
     negative_reach_per_year: float = P(20.0, "people/year", "conversations a dissatisfied customer (detractor) has about its firm", ge=0, le=10_000)
     memory_days: float = P(90.0, "days", "time constant over which what people heard fades", gt=0, le=36500)
-    referral_rate: float = P(2.0, "1/year", "rate at which a prospect who heard good things starts shopping, per unit of buzz", ge=0, le=10_000)
+    referral_rate: float = P(0.5, "1/year", "rate at which a prospect who heard good things starts shopping, per unit of buzz (one in eight of those told acts on it, at the default 90-day memory: most who say they would come do not)", ge=0, le=10_000)
 
 
 class NpsRules(Section):
@@ -282,6 +318,7 @@ class NpsRules(Section):
     trust_weight: float = P(2.0, "-", "weight of trust (centred on 0.5)", ge=0, le=1000)
     attachment_weight: float = P(2.0, "-", "weight of attachment", ge=0, le=1000)
     offset: float = P(1.2, "-", "baseline: likelihood to recommend at c = 1, trust 0.5, no attachment is 10 * logistic(offset)", ge=-100, le=100)
+    word_of_mouth_weight: float = P(1.0, "-", "weight of what the customer heard of its own firm (tanh of net word of mouth): others' praise or criticism sways one's own recommendation", ge=0, le=1000)
 
 
 class Behaviour(Section):
@@ -291,8 +328,12 @@ class Behaviour(Section):
     expectation: ExpectationRules = ExpectationRules()
     trust: TrustRules = TrustRules()
     attachment: AttachmentRules = AttachmentRules()
+    reference_price: ReferencePriceRules = ReferencePriceRules()
+    demand: DemandRules = DemandRules()
     search: SearchRules = SearchRules()
     choice: ChoiceRules = ChoiceRules()
+    memory: MemoryRules = MemoryRules()
+    loyalty: LoyaltyRules = LoyaltyRules()
     word_of_mouth: WordOfMouthRules = WordOfMouthRules()
     nps: NpsRules = NpsRules()
 
@@ -325,7 +366,7 @@ class Service(Section):
     staff: float = P(1.0, "index", "personnel value: staff training and courtesy (1 = market norm)", gt=0, le=100)
     failure_rate: float = P(0.05, "probability", "chance that a step's purchases meet a service failure", ge=0, le=1)
     recovery_rate: float = P(0.3, "probability", "chance that a failure is recovered (service recovery)", ge=0, le=1)
-    recovery_boost: float = P(1.05, "ratio", "perceived value of a recovered failure relative to a normal purchase", gt=0, le=10)
+    recovery_boost: float = P(0.95, "ratio", "perceived value of a recovered failure relative to a normal purchase (above 1 would be the recovery paradox, which rarely holds for loyalty: de Matos, Henrique and Rossi 2007)", gt=0, le=10)
     failure_penalty: float = P(0.6, "ratio", "perceived value of an unrecovered failure relative to a normal purchase", gt=0, le=10)
     recovery_cost: float = P(5.0, "money/recovery", "cost of recovering one failure (complaint handling, compensation)", ge=0, le=1e9)
     speed: float = P(1.0, "index", "speed, pre-ordering (time cost falls as speed rises)", gt=0, le=100)
@@ -433,6 +474,24 @@ class Acquisition(Section):
     awareness_bonus: float = P(0.1, "utility", "advantage of this firm in the choice of prospects it reached", ge=0, le=100)
 
 
+class LeverCosts(Section):
+    """What each value lever costs the firm, beyond the market norm (1.0) of its index: raising a lever
+    raises the cost per purchase or per customer, cutting it below the norm saves (the cost to serve
+    never falls below 0)."""
+
+    service_quality: float = P(0.4, "money/purchase per index unit", "cost per purchase of each unit of `service.quality` above 1 (response, complaint handling)", ge=0, le=1e6)
+    staff: float = P(0.3, "money/purchase per index unit", "cost per purchase of each unit of `service.staff` above 1 (training, staffing)", ge=0, le=1e6)
+    speed: float = P(0.2, "money/purchase per index unit", "cost per purchase of each unit of `service.speed` above 1", ge=0, le=1e6)
+    delivery: float = P(0.3, "money/purchase per index unit", "cost per purchase of each unit of `service.delivery` above 1 (delivery, installation, channels)", ge=0, le=1e6)
+    availability: float = P(1.0, "money/purchase per unit", "cost per purchase of availability (stock holding): each 0.01 of `service.availability` costs 0.01 of this", ge=0, le=1e6)
+    guarantee_claims: float = P(1.0, "fraction", "share of a failed step's spend refunded per unit of `service.guarantee` (claims)", ge=0, le=10)
+    price_protection: float = P(0.05, "money/purchase", "cost per purchase of running price protection (claims handling), besides the refunds paid when the firm's price falls", ge=0, le=1e6)
+    price_protection_days: float = P(30.0, "days", "a price cut refunds the difference on purchases of this many days before it", ge=0, le=3650)
+    personalisation: float = P(10.0, "money/customer/year per unit", "yearly cost per customer of each unit of `product.personalisation` (CRM, data, recommendations)", ge=0, le=1e6)
+    lock_in: float = P(0.3, "fraction/year", "yearly cost per customer as a share of the ecosystem value it holds per year of tenure and of its learning cost (building and running the ecosystem)", ge=0, le=100)
+    contracts: float = P(2.0, "money/customer/year", "yearly cost per customer of running contracts (when `lock_in.contract_days` > 0)", ge=0, le=1e6)
+
+
 class Costs(Section):
     """Costs other than those of the strategy levers."""
 
@@ -455,6 +514,7 @@ class Firm(Section):
     lock_in: LockIn = LockIn()
     acquisition: Acquisition = Acquisition()
     costs: Costs = Costs()
+    lever_costs: LeverCosts = LeverCosts()
 
 
 class Event(Section):

