@@ -644,7 +644,7 @@ def retention_effect(
 ) -> None:
     """The retention effect: how much more the focal firm earns when it keeps a few more points of its customers.
 
-    The market runs with and without the gain with the same seeds (paired runs). Shows the uplift in profit, NPV and customer equity with 95% intervals, against the published 25%-95% profit uplift for 5 points, and the uplift curve over the gains.
+    The market runs with and without the gain with the same seeds (paired runs). Shows the uplift in profit, NPV and customer equity with 95% intervals, against the published 25%-95% profit uplift for 5 points, the uplift curve over the gains, and where the headline gain's cumulative-profit uplift comes from (customers kept, customers won, margin per customer, costs).
 
     Example: [bold]loyalty-sim retention-effect scenarios/starter.yaml --gain 5 --curve 0,2.5,5,7.5,10 -n 20[/bold]
     """
@@ -691,6 +691,45 @@ def _print_retention_effect(result, scenario, gain: float) -> None:
     rows = [([f"{r['retention_gain_points']:g}"], r) for _, r in curve.iterrows()]
     console.print(_interval_table(["gain (points)"], rows, cols, "uplift by retention gain"))
     console.print("[low, high] and ±: the 95% interval of the mean paired difference. retention: in points a year; the rest relative to the run without the gain.")
+    _print_uplift_sources(console, row, gain)
+
+
+#: The parts of the change in cumulative profit (retention_effect.csv, source_<part>), as printed.
+_UPLIFT_SOURCES = (
+    ("kept_margin", "customers kept (their margin)"),
+    ("word_of_mouth", "customers won, net (word of mouth vs. fewer to win)"),
+    ("tenure_growth", "margin per customer (tenure, mix)"),
+    ("other", "acquisition and fixed costs"),
+)
+
+
+def _print_uplift_sources(console, row, gain: float) -> None:
+    """Where the headline gain's change in cumulative profit comes from (sim.experiments.uplift_sources)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if row is None or "source_kept_margin" not in row.index:  # a folder written before the decomposition
+        return
+
+    def money(name: str) -> _Col:
+        return _Col(name, "money", f"source_{name}", f"source_{name}_ci_low", f"source_{name}_ci_high", True, long=True)
+
+    table = Table(box=None, pad_edge=False, highlight=False, title=Text(f"where the uplift comes from ({gain:g} points; cumulative profit)"), title_justify="left")
+    for header in ("source", "change", "share"):
+        table.add_column(header, justify="right" if table.columns else "left")
+    for name, label in _UPLIFT_SOURCES:
+        table.add_row(label, Text(_estimate(money(name), row)), _number("pct", row[f"source_{name}_share"]))
+    total = _Col("total", "money", "cumulative_profit_change", "cumulative_profit_change_ci_low", "cumulative_profit_change_ci_high", True, long=True)
+    table.add_row("total: change in cumulative profit", Text(_estimate(total, row)), _number("pct", 1.0 if row["cumulative_profit_change"] else float("nan")))
+    console.print(table)
+    counts = {name: _number("count", row[f"source_{name}"], True) for name in ("customers_kept", "customers_won")}
+    console.print(f"by the end of the run, against the run without the gain: {counts['customers_kept']} customers kept (fewer defections), {counts['customers_won']} won (net)")
+    saved = money("acquisition_saved")
+    console.print(
+        f"not in the profit above (a counterfactual): acquisition spending saved if the firm only replaced the customers it loses: "
+        f"{_estimate(saved, row)} ({_number('pct', row['source_acquisition_saved_share'])} of the uplift)"
+    )
+    console.print("share: of the mean change in cumulative profit; the four parts add up to it (docs/experiments.md).")
 
 
 @app.command()
@@ -932,6 +971,63 @@ def validate_model(
     passed = sum(c.passed for c in checks)
     typer.echo(f"{passed} of {len(checks)} checks passed; report: {out / 'report.md'}")
     if passed < len(checks):
+        raise typer.Exit(1)
+
+
+@app.command("laws")
+def laws_command(
+    scenarios: Annotated[Optional[list[Path]], typer.Argument(help="Scenario files to run the laws on.", show_default=False)] = None,
+    replications: Annotated[int, typer.Option("--replications", "-n", min=2, help="Paired replications per law and market.")] = 6,
+    generated: Annotated[int, typer.Option("--generated", "-g", min=0, help="Also run on K generated markets (sim.laws.generate_market, seeds 1..K).")] = 0,
+    population: Annotated[Optional[int], typer.Option("--population", min=1, help="Shrink every market to this many people (money per market scaled with it).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Shrink every market to this many steps.")] = None,
+    law: Annotated[Optional[list[str]], typer.Option("--law", help="Run only this law (repeatable); default: every law.", metavar="ID")] = None,
+    listing: Annotated[bool, typer.Option("--list", help="Print the table of laws and exit.")] = False,
+) -> None:
+    """Check the behaviour laws (sim.laws): each lever must move each measure in its stated direction, paired replications with common random numbers, 95% intervals.
+
+    Exit code 0 when no law fails, 1 when one fails (or a run crashes), 2 on a usage mistake.
+
+    Example: [bold]loyalty-sim laws scenarios/starter.yaml --generated 3 --population 4000 --steps 48[/bold]
+    """
+    from sim import laws as L
+    from sim.loader import ScenarioError
+
+    if listing:
+        typer.echo(L.describe())
+        return
+    chosen = L.LAWS
+    if law:
+        unknown = [i for i in law if i not in L.LAWS_BY_ID]
+        if unknown:
+            _fail(f"--law {unknown[0]!r}: unknown law; see loyalty-sim laws --list")
+        chosen = [L.LAWS_BY_ID[i] for i in law]
+    if not scenarios and not generated:
+        _fail("give scenario files and/or --generated K, e.g. loyalty-sim laws scenarios/starter.yaml --generated 3")
+    sizes = {k: v for k, v in (("market.population", population), ("market.steps", steps)) if v is not None}
+    markets = []
+    try:
+        for path in scenarios or []:
+            markets.append(L.load_market(path, sizes or None))
+        for seed in range(1, generated + 1):
+            market = L.generated_markets([seed])[0]
+            markets.append(L.Market(market.name, L.shrink(market.scenario, sizes)) if sizes else market)
+    except ScenarioError as exc:
+        _fail_problems(exc)
+    typer.echo(f"{'law':<48} {'market':<16} {'verdict':<7} estimate [95% interval]")
+
+    def show(result) -> None:
+        estimate = "; ".join(f"{L.fmt(c.mean)} [{L.fmt(c.low)}, {L.fmt(c.high)}] {c.direction}" for c in result.checks) or result.reason
+        typer.echo(f"{result.law.id:<48} {result.market:<16} {result.status:<7} {estimate}")
+
+    results = L.check_all(chosen, markets, replications, progress=show)
+    failed = [r for r in results if r.failed]
+    for r in failed:
+        _err(f"FAIL {r.message}")
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error", "skip")}
+    typer.echo(f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} crashed, {counts['skip']} skipped "
+               f"({len(chosen)} laws, {len(markets)} markets, {replications} replications)")
+    if failed:
         raise typer.Exit(1)
 
 

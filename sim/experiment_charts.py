@@ -19,7 +19,10 @@ The charts are drawn only from the files an experiment writes (see
     ``sweep_heatmap.png`` (two keys);
 ``retention-effect``
     ``retention_effect.png`` (profit uplift against the retention gain, with the
-    published band, and the achieved against the targeted retention change).
+    published band, and the achieved against the targeted retention change) and
+    ``uplift_sources.png`` (per gain, a stacked bar of where the change in cumulative
+    profit comes from; only for folders whose ``retention_effect.csv`` has the
+    ``source_*`` columns).
 
 Every band and error bar is the 95% confidence interval of a mean over runs, and
 each title says how many runs a line, bar or cell averages.  Figures are built the
@@ -55,6 +58,14 @@ COMPARISON_MEASURES = ("profit", "cumulative_profit", "retention_rate", "satisfa
 DIFFERENCE_OUTCOMES = ("cumulative_profit", "npv", "retention_rate_annual", "satisfaction_avg_mean", "nps", "clv")
 #: Outcomes of the retention-effect uplift panel (columns of retention_effect.csv).
 UPLIFT_OUTCOMES = ("profit_last_year", "cumulative_profit", "npv", "customer_equity")
+#: Parts of the change in cumulative profit in uplift_sources.png (source_<part> columns of
+#: retention_effect.csv, sim.experiments.UPLIFT_SOURCES): label and colour.
+UPLIFT_SOURCES = {
+    "kept_margin": ("customers kept (their margin)", "#1f77b4"),
+    "word_of_mouth": ("customers won, net (word of mouth vs. fewer to win)", "#2ca02c"),
+    "tenure_growth": ("margin per customer (tenure, mix)", "#ff7f0e"),
+    "other": ("acquisition and fixed costs", "#7f7f7f"),
+}
 MONEY_MEASURES = frozenset({"profit", "cumulative_profit", "profit_last_year", "npv", "clv", "customer_equity"})
 
 INTERVAL_NOTE = "shaded: 95% interval of the mean"
@@ -614,7 +625,10 @@ def _short(value: float, m: Measure) -> str:
 
 def _retention_charts(experiment: Experiment) -> Builders:
     effect = experiment.table("retention_effect").sort_values("retention_gain_points")
-    return {"retention_effect.png": lambda: _retention_effect(experiment, effect)}
+    builders: Builders = {"retention_effect.png": lambda: _retention_effect(experiment, effect)}
+    if all(f"source_{name}" in effect for name in UPLIFT_SOURCES):
+        builders["uplift_sources.png"] = lambda: _uplift_sources(experiment, effect)
+    return builders
 
 
 def _retention_effect(experiment: Experiment, effect: pd.DataFrame) -> Figure:
@@ -651,6 +665,58 @@ def _retention_effect(experiment: Experiment, effect: pd.DataFrame) -> Figure:
     handles = [h for ax in (uplift, achieved) for h in ax.get_legend_handles_labels()[0]]
     _legend(fig, handles, ncols=4)
     return fig
+
+
+def _uplift_sources(experiment: Experiment, effect: pd.DataFrame) -> Figure:
+    """One stacked bar per gain: the mean parts of the focal firm's change in cumulative profit
+    (gains above zero stacked up, losses down), the total with its interval, and beside it the
+    acquisition spending a firm would save (a counterfactual, not in the profit)."""
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    rows = effect[effect["retention_gain_points"] > 0]
+    gains = rows["retention_gain_points"].to_numpy(dtype=float)
+    x = np.arange(len(gains), dtype=float)
+    fig, (ax,) = _figure(1, 1, (max(8.5, 1.3 * len(gains) + 3.5), 5.0))
+    up, down = np.zeros(len(gains)), np.zeros(len(gains))
+    handles = []
+    for name, (label, color) in UPLIFT_SOURCES.items():
+        value = np.nan_to_num(rows[f"source_{name}"].to_numpy(dtype=float))
+        bottom = np.where(value >= 0, up, down)
+        ax.bar(x - 0.17, value, bottom=bottom, width=0.34, color=color)
+        up, down = up + np.maximum(value, 0.0), down + np.minimum(value, 0.0)
+        handles.append(Patch(color=color, label=label))
+    if "source_acquisition_saved" in rows:
+        saved = np.nan_to_num(rows["source_acquisition_saved"].to_numpy(dtype=float))
+        ax.bar(x + 0.19, saved, width=0.26, facecolor="none", edgecolor="dimgrey", hatch="//", linewidth=1.2)
+        handles.append(Patch(facecolor="none", edgecolor="dimgrey", hatch="//", label="not in profit: acquisition spending saved (counterfactual)"))
+        up = np.maximum(up, saved)
+    mean, low, high = _interval(rows, "cumulative_profit_change")
+    ax.errorbar(
+        x - 0.17, mean, yerr=[np.maximum(mean - low, 0.0), np.maximum(high - mean, 0.0)], fmt="D", color="black",
+        markersize=7, capsize=5, linewidth=1.6, zorder=4,
+    )
+    handles.append(_total_handle())
+    ax.axhline(0.0, color="black", linewidth=0.9, zorder=1)
+    top, bottom = max(float(np.max(up, initial=0.0)), float(np.max(high, initial=0.0))), min(float(np.min(down, initial=0.0)), float(np.min(low, initial=0.0)))
+    pad = 0.06 * max(top - bottom, 1.0)
+    ax.set_ylim(bottom - pad, top + pad)
+    ax.set_xticks(x, [f"{g:g}" for g in gains])
+    ax.set_xlim(-0.7, len(gains) - 0.3)
+    ax.set_xlabel("target retention gain (points per year)")
+    ax.set_ylabel("change in cumulative profit (money units)")
+    ax.grid(True, axis="y", alpha=0.3)
+    focal = experiment.info.get("focal_firm") or experiment.focal()
+    n = _n_text(rows["n"] if "n" in rows else [experiment.info.get("replications")], "paired runs per bar")
+    _title(fig, experiment, f"Where the retention effect comes from: change in cumulative profit of firm '{focal}'", f"{n}; mean parts; bars: 95% interval of the total")
+    _legend(fig, handles, ncols=2, band=False)
+    return fig
+
+
+def _total_handle() -> Any:
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], marker="D", color="black", linestyle="none", markersize=7, label="total change (95% interval)")
 
 
 # --------------------------------------------------------------------------- output

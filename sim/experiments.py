@@ -811,7 +811,12 @@ def retention_effect(
     binds only when retention would fall below it, so the achieved gain is at least ``g``
     and is reported beside every uplift. The uplift in profit, cumulative profit, NPV and
     customer equity comes from the model's economics alone: more customers kept, who buy
-    more and cost less as their tenure grows, and who keep talking to their ties."""
+    more and cost less as their tenure grows, and who keep talking to their ties.
+
+    Where the change in cumulative profit comes from is decomposed pair by pair
+    (:func:`uplift_sources`): ``uplift_sources.csv`` holds one row per gain and replication,
+    and ``retention_effect.csv`` the mean, 95% interval and share of each part
+    (``source_<part>``, ``source_<part>_ci_low``, ``_ci_high``, ``_share``)."""
     gains = sorted({float(g) for g in (*gains, 0.0, headline)})
     if any(not 0 <= g <= 100 for g in gains):
         raise ExperimentError("retention gains must lie between 0 and 100 points")
@@ -843,7 +848,9 @@ def retention_effect(
     def write_curve(folder: Path, runs: pd.DataFrame) -> None:
         changes = paired_differences(runs, "g0", (*UPLIFT_OUTCOMES, "retention_rate_run"), relative=False)
         relative = paired_differences(runs, "g0", UPLIFT_OUTCOMES, relative=True)
-        _atomic_csv(_effect_curve(changes, relative, focal, gains), folder / "retention_effect.csv")
+        sources = _uplift_sources_table(folder / "runs", runs, focal, gains)
+        _atomic_csv(sources, folder / "uplift_sources.csv")
+        _atomic_csv(_effect_curve(changes, relative, focal, gains, sources), folder / "retention_effect.csv")
 
     with make_executor(jobs, scheduler) as executor:
         folder, runs = run_experiment(
@@ -855,9 +862,13 @@ def retention_effect(
     return ExperimentResult(folder, "retention-effect", runs, pd.read_csv(folder / "summary.csv"), {"effect": curve})
 
 
-def _effect_curve(changes: pd.DataFrame, relative: pd.DataFrame, focal: str, gains: Sequence[float]) -> pd.DataFrame:
+def _effect_curve(
+    changes: pd.DataFrame, relative: pd.DataFrame, focal: str, gains: Sequence[float], sources: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """One row per retention gain: the focal firm's change in retention and each outcome
-    (absolute, and relative to the baseline), with 95% intervals over paired replications."""
+    (absolute, and relative to the baseline), with 95% intervals over paired replications;
+    with ``sources`` (:func:`_uplift_sources_table`) also where the change in cumulative profit
+    comes from (:func:`_source_columns`)."""
     rows = []
     for g in gains:
         row: dict[str, Any] = {"retention_gain_points": g}
@@ -866,6 +877,8 @@ def _effect_curve(changes: pd.DataFrame, relative: pd.DataFrame, focal: str, gai
                 row[f"{name}_change"] = row[f"{name}_change_ci_low"] = row[f"{name}_change_ci_high"] = 0.0
             for name in UPLIFT_OUTCOMES:
                 row[f"{name}_uplift"] = row[f"{name}_uplift_ci_low"] = row[f"{name}_uplift_ci_high"] = 0.0
+            if sources is not None:
+                row.update(_source_columns(None))
             rows.append(row)
             continue
         a = changes[(changes["variant"] == f"g{g:g}") & (changes["firm"] == focal)].iloc[0]
@@ -875,5 +888,113 @@ def _effect_curve(changes: pd.DataFrame, relative: pd.DataFrame, focal: str, gai
             row[f"{name}_change"], row[f"{name}_change_ci_low"], row[f"{name}_change_ci_high"] = a[f"{name}_diff"], a[f"{name}_ci_low"], a[f"{name}_ci_high"]
         for name in UPLIFT_OUTCOMES:
             row[f"{name}_uplift"], row[f"{name}_uplift_ci_low"], row[f"{name}_uplift_ci_high"] = r[f"{name}_diff"], r[f"{name}_ci_low"], r[f"{name}_ci_high"]
+        if sources is not None:
+            row.update(_source_columns(sources[sources["retention_gain_points"] == g]))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- where the uplift comes from
+
+#: The parts of the focal firm's change in cumulative profit (they add up to it exactly; MODEL.md s.7.17).
+UPLIFT_SOURCES = ("kept_margin", "word_of_mouth", "tenure_growth", "other")
+#: A counterfactual reported beside the parts; it is NOT in the simulated profit.
+COUNTERFACTUAL_SOURCES = ("acquisition_saved",)
+#: Customer counts behind the parts: extra customers kept (fewer defections) and won, by the end of the run.
+SOURCE_COUNTS = ("customers_kept", "customers_won")
+
+
+def uplift_sources(base: pd.DataFrame, gain: pd.DataFrame) -> dict[str, float]:
+    """Where one firm's change in cumulative profit between a gain run and its paired gain-0
+    run (the same seed) comes from, from the two runs' per-step metrics of that firm.
+
+    For steps ``t >= 1``: ``served_t = customers_{t-1} + acquired_prospects_t`` (the CLV
+    denominator, MODEL.md 7.15), contribution ``C_t = revenue - cost_of_goods - service_cost -
+    reward_cost - community_cost``, margin ``m_t = C_t / served_t`` (0 when nobody is served);
+    base run ``0``, gain run ``1``, ``d`` the gain run minus the base run. With
+    ``K_t = -sum_{s<=t} d churned_s`` (extra customers kept) and
+    ``W_t = sum_{s<=t} d acquisitions_s`` (extra customers won), the stock-flow identity
+    ``customers_t = customers_{t-1} + acquisitions_t - churned_t`` gives
+    ``d served_t = K_{t-1} + W_{t-1} + d acquired_prospects_t``, and::
+
+        kept_margin   = sum_t K_{t-1} * m0_t
+        word_of_mouth = sum_t (d served_t - K_{t-1}) * m0_t      (= (W_{t-1} + d acquired_prospects_t) * m0_t)
+        tenure_growth = sum_t (d C_t - d served_t * m0_t)        (= served1_t * (m1_t - m0_t) where served0_t > 0)
+        other         = -d sum_t (acquisition_cost_t + fixed_cost_t)
+
+    add up to ``d sum_t profit_t``, the change in cumulative profit, exactly (up to the
+    rounding of the metrics files). ``acquisition_saved`` is a counterfactual, not in the
+    simulated profit: what the firm would not spend on acquisition if it only replaced the
+    customers it loses, ``K_T * (base run's sum of acquisition_cost / sum of acquisitions)``
+    (0 when the base run acquired nobody). ``customers_kept = K_T`` and ``customers_won = W_T``."""
+    from sim.ledger import COSTS, REVENUE, VARIABLE_COSTS
+
+    base, gain = base.sort_values("step"), gain.sort_values("step")
+    if list(base["step"]) != list(gain["step"]):
+        raise ExperimentError("paired runs must have the same steps")
+
+    def column(frame: pd.DataFrame, name: str) -> np.ndarray:
+        return frame[name].to_numpy(dtype=np.float64)
+
+    def contribution(frame: pd.DataFrame) -> np.ndarray:
+        return (column(frame, REVENUE) - sum(column(frame, c) for c in VARIABLE_COSTS))[1:]
+
+    def overhead(frame: pd.DataFrame) -> float:  # acquisition and fixed costs, every step
+        return float(sum(column(frame, c).sum() for c in COSTS if c not in VARIABLE_COSTS))
+
+    def served(frame: pd.DataFrame) -> np.ndarray:
+        return column(frame, "customers")[:-1] + column(frame, "acquired_prospects")[1:]
+
+    c0, c1 = contribution(base), contribution(gain)
+    served0, served1 = served(base), served(gain)
+    m0 = np.divide(c0, served0, out=np.zeros_like(c0), where=served0 > 0)
+    kept = np.cumsum(column(base, "churned")[1:] - column(gain, "churned")[1:])  # K_t
+    won = np.cumsum(column(gain, "acquisitions")[1:] - column(base, "acquisitions")[1:])  # W_t
+    kept_before = np.concatenate(([0.0], kept[:-1]))  # K_{t-1}
+    d_served = served1 - served0
+    acquired = column(base, "acquisitions")[1:].sum()
+    cost_per_acquisition = column(base, "acquisition_cost")[1:].sum() / acquired if acquired > 0 else 0.0
+    customers_kept = float(kept[-1]) if len(kept) else 0.0
+    return {
+        "cumulative_profit_change": float(column(gain, "profit").sum() - column(base, "profit").sum()),
+        "kept_margin": float(np.sum(kept_before * m0)),
+        "word_of_mouth": float(np.sum((d_served - kept_before) * m0)),
+        "tenure_growth": float(np.sum(c1 - c0 - d_served * m0)),
+        "other": -(overhead(gain) - overhead(base)),
+        "acquisition_saved": customers_kept * cost_per_acquisition,
+        "customers_kept": customers_kept,
+        "customers_won": float(won[-1]) if len(won) else 0.0,
+    }
+
+
+def _uplift_sources_table(runs_dir: Path, runs: pd.DataFrame, focal: str, gains: Sequence[float]) -> pd.DataFrame:
+    """``uplift_sources.csv``: one row per gain above 0 and replication, the focal firm's
+    :func:`uplift_sources` between the gain run and the gain-0 run of the same replication."""
+    own = runs[runs["firm"] == focal]
+    base_ids = own[own["variant"] == "g0"].set_index("replication")["run_id"]
+    rows = []
+    for g in gains:
+        if g == 0:
+            continue
+        for _, run in own[own["variant"] == f"g{g:g}"].sort_values("replication").iterrows():
+            base_id = base_ids[run["replication"]]
+            metrics = [pd.read_csv(runs_dir / f"{run_id}.csv") for run_id in (base_id, run["run_id"])]
+            parts = uplift_sources(*(m[m["firm"] == focal] for m in metrics))
+            rows.append({"retention_gain_points": g, "replication": run["replication"], "run_id": run["run_id"], "baseline_run_id": base_id, "firm": focal, **parts})
+    columns = ["retention_gain_points", "replication", "run_id", "baseline_run_id", "firm", "cumulative_profit_change", *UPLIFT_SOURCES, *COUNTERFACTUAL_SOURCES, *SOURCE_COUNTS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _source_columns(rows: pd.DataFrame | None) -> dict[str, float]:
+    """``source_<part>`` (mean), ``_ci_low``, ``_ci_high`` and ``_share`` (the part's mean over the
+    mean change in cumulative profit; NaN when that is 0) of each part, the counterfactual and
+    the customer counts (no share) over the replications in ``rows``; zeros (and NaN shares)
+    for the gain-0 row (``rows`` None)."""
+    out: dict[str, float] = {}
+    total = float(rows["cumulative_profit_change"].mean()) if rows is not None and len(rows) else 0.0
+    for name in (*UPLIFT_SOURCES, *COUNTERFACTUAL_SOURCES, *SOURCE_COUNTS):
+        mean, low, high = interval(rows[name].to_numpy()) if rows is not None and len(rows) else (0.0, 0.0, 0.0)
+        out[f"source_{name}"], out[f"source_{name}_ci_low"], out[f"source_{name}_ci_high"] = mean, low, high
+        if name not in SOURCE_COUNTS:
+            out[f"source_{name}_share"] = mean / total if total != 0 else float("nan")
+    return out

@@ -62,7 +62,7 @@ def assert_png(path: Path) -> None:
         ("sweep-1", ["sweep.png"]),
         ("sweep-2", ["sweep_heatmap.png"]),
         ("sweep-3", ["sweep.png"]),
-        ("retention-effect", ["retention_effect.png"]),
+        ("retention-effect", ["retention_effect.png", "uplift_sources.png"]),
     ],
 )
 def test_plot_experiment_writes_the_charts_of_each_kind(experiments, name, expected):

@@ -223,6 +223,76 @@ def test_retention_effect_grows_with_the_gain_and_with_profitable_tenure(tmp_pat
     assert list(saved["retention_gain_points"]) == [0, 5, 10]
 
 
+def test_retention_effect_says_where_the_uplift_comes_from(tmp_path):
+    """The change in the focal firm's cumulative profit is split, pair by pair, into the margin
+    of the customers kept, the customers won, the margin per customer and the other costs:
+    the parts add up to the change of every pair (read independently from runs.csv); the
+    customers kept carry a margin, so their part is positive; the files have the columns."""
+    from sim.experiments import COUNTERFACTUAL_SOURCES, SOURCE_COUNTS, UPLIFT_SOURCES, uplift_sources
+
+    scenario = make_scenario(market={"population": 800, "steps": 12}, firms={"focal": {"acquisition": {"budget_per_year": 3000.0, "cost_per_contact": 2.0}}})
+    result = retention_effect(scenario, 3, gains=(0, 10), headline=10, out=tmp_path)
+    sources = pd.read_csv(result.folder / "uplift_sources.csv")
+    assert list(sources["retention_gain_points"]) == [10, 10, 10] and list(sources["replication"]) == [0, 1, 2]
+    assert set(sources["firm"]) == {"focal"}
+    for name in ("run_id", "baseline_run_id", "cumulative_profit_change", *UPLIFT_SOURCES, *COUNTERFACTUAL_SOURCES, *SOURCE_COUNTS):
+        assert name in sources.columns, name
+
+    # (a) the parts add up to the change in cumulative profit, per replication
+    runs = pd.read_csv(result.folder / "runs.csv").set_index("run_id")
+    runs = runs[runs["firm"] == "focal"]
+    for _, row in sources.iterrows():
+        change = runs.at[row["run_id"], "cumulative_profit"] - runs.at[row["baseline_run_id"], "cumulative_profit"]
+        parts = sum(row[name] for name in UPLIFT_SOURCES)
+        assert parts == pytest.approx(change, rel=1e-6, abs=1e-3), (row["replication"], parts, change)
+        assert row["cumulative_profit_change"] == pytest.approx(change, rel=1e-6, abs=1e-3)
+        assert row["other"] == 0  # budgets and fixed costs are the same in both runs
+
+    # the split matches its closed forms (the stock-flow identity and served1 * (m1 - m0))
+    metrics = pd.read_csv(result.folder / "metrics.csv")
+    metrics = metrics[metrics["firm"] == "focal"]
+    row = sources.iloc[0]
+    base, gain = (metrics[metrics["run_id"] == row[c]].sort_values("step") for c in ("baseline_run_id", "run_id"))
+    assert uplift_sources(base, gain) == pytest.approx({k: row[k] for k in ("cumulative_profit_change", *UPLIFT_SOURCES, *COUNTERFACTUAL_SOURCES, *SOURCE_COUNTS)})
+
+    def col(frame, name):
+        return frame[name].to_numpy(dtype=float)
+
+    def served_and_margin(frame):
+        served = col(frame, "customers")[:-1] + col(frame, "acquired_prospects")[1:]
+        contribution = col(frame, "revenue") - sum(col(frame, c) for c in ("cost_of_goods", "service_cost", "reward_cost", "community_cost"))
+        return served, contribution[1:] / served
+
+    (served0, m0), (served1, m1) = served_and_margin(base), served_and_margin(gain)
+    assert (col(gain, "customers")[1:] == col(gain, "customers")[:-1] + col(gain, "acquisitions")[1:] - col(gain, "churned")[1:]).all()
+    won = np.cumsum(col(gain, "acquisitions")[1:] - col(base, "acquisitions")[1:])
+    won_before = np.concatenate(([0.0], won[:-1]))
+    extra_prospects = col(gain, "acquired_prospects")[1:] - col(base, "acquired_prospects")[1:]
+    assert row["word_of_mouth"] == pytest.approx(np.sum((won_before + extra_prospects) * m0), rel=1e-6, abs=1e-3)
+    assert row["tenure_growth"] == pytest.approx(np.sum(served1 * (m1 - m0)), rel=1e-6, abs=1e-3)
+    assert row["customers_won"] == won[-1]
+    cost_per_acquisition = col(base, "acquisition_cost")[1:].sum() / col(base, "acquisitions")[1:].sum()
+    assert row["acquisition_saved"] == pytest.approx(row["customers_kept"] * cost_per_acquisition)
+
+    # (b) more retention keeps customers who carry a margin: their part is positive
+    assert (sources["customers_kept"] > 0).all()
+    assert (sources["kept_margin"] > 0).all() and (sources["acquisition_saved"] > 0).all()
+
+    # (c) the summary columns of retention_effect.csv: mean, interval and share per part
+    curve = pd.read_csv(result.folder / "retention_effect.csv").set_index("retention_gain_points")
+    top = curve.loc[10.0]
+    for name in (*UPLIFT_SOURCES, *COUNTERFACTUAL_SOURCES, *SOURCE_COUNTS):
+        assert top[f"source_{name}_ci_low"] <= top[f"source_{name}"] <= top[f"source_{name}_ci_high"], name
+        assert top[f"source_{name}"] == pytest.approx(sources[name].mean()), name
+        assert curve.loc[0.0, f"source_{name}"] == 0, name
+    assert top["source_kept_margin_ci_low"] > 0
+    assert sum(top[f"source_{name}"] for name in UPLIFT_SOURCES) == pytest.approx(top["cumulative_profit_change"], rel=1e-6, abs=1e-3)
+    assert sum(top[f"source_{name}_share"] for name in UPLIFT_SOURCES) == pytest.approx(1.0)
+    assert top["source_kept_margin_share"] == pytest.approx(top["source_kept_margin"] / top["cumulative_profit_change"])
+    assert "source_customers_kept_share" not in curve.columns
+    assert result.extra["effect"].columns.tolist() == curve.reset_index().columns.tolist()
+
+
 # --------------------------------------------------------------------------- sweep
 
 
@@ -307,7 +377,10 @@ COMMANDS = {
     ),
     "retention-effect": (
         ["--gain", "5", "--curve", "0,5,10", "--replications", "3"],
-        ["retention achieved", "profit (last year)", "cumulative profit", "NPV", "customer equity", "published: +25% to +95%", "uplift by retention gain"],
+        [
+            "retention achieved", "profit (last year)", "cumulative profit", "NPV", "customer equity", "published: +25% to +95%", "uplift by retention gain",
+            "where the uplift comes from (5 points", "customers kept (their margin)", "total: change in cumulative profit", "acquisition spending saved",
+        ],
         "retention-tiny",
     ),
 }
